@@ -1,0 +1,3 @@
+from ckm.cli import main
+
+main()

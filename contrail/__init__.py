@@ -1,0 +1,6 @@
+"""The Contrail (OpenContrail / Tungsten Fabric) config API client: the only code that speaks VNC REST.
+
+Owns: HTTP transport (httpx), failover across API servers, Keystone auth, retries, the error
+tree, idempotent helpers (`ensure`, `delete_if_exists`, ref set/unset) and per-call metrics.
+Must not import: tasks, watcher, workers, emulators.
+"""

@@ -1,0 +1,1 @@
+"""The contrail emulator (see emulators/__init__.py for the rules every emulator follows)."""

@@ -1,0 +1,7 @@
+"""Shared test fixtures: each concern lives in its own module under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.redis",
+    "tests.fixtures.contrail",
+    "tests.fixtures.kube",
+]
