@@ -1,4 +1,4 @@
-"""The Contrail (OpenContrail / Tungsten Fabric) config API client: the only code that speaks VNC REST.
+"""The Contrail (OpenContrail / Tungsten Fabric) config API client; only it speaks VNC REST.
 
 Owns: HTTP transport (httpx), failover across API servers, Keystone auth, retries, the error
 tree, idempotent helpers (`ensure`, `delete_if_exists`, ref set/unset) and per-call metrics.

@@ -31,7 +31,8 @@ UPSTREAM_INI = textwrap.dedent("""\
     [VNC]
     vnc_endpoint_ip = 192.0.2.1,192.0.2.2
     vnc_endpoint_port = 18082
-    public_fip_pool = {'domain': 'default-domain', 'project': 'admin', 'network': 'public', 'name': 'pool'}
+    public_fip_pool = {'domain': 'default-domain', 'project': 'admin',
+        'network': 'public', 'name': 'pool'}
     cassandra_server_list = 192.0.2.5:9160
 
     [AUTH]
@@ -158,7 +159,8 @@ def test_bad_value_in_our_file_names_the_file(tmp_path):
 
 
 def test_ini_port_out_of_range(tmp_path):
-    ini = write(tmp_path, "k.conf", "[VNC]\nvnc_endpoint_ip = 192.0.2.1\nvnc_endpoint_port = 99999\n")
+    ini = write(tmp_path, "k.conf",
+                "[VNC]\nvnc_endpoint_ip = 192.0.2.1\nvnc_endpoint_port = 99999\n")
     with pytest.raises(ConfigError, match=r"vnc_endpoint_port = '99999' \(ini .*\[VNC\].*1-65535"):
         load(config_file=ini, environ={})
 
