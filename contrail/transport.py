@@ -24,7 +24,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from contrail.errors import TRANSIENT_STATUSES, PermissionDenied, Unavailable, error_for
@@ -108,7 +108,7 @@ class Transport:
         """Send one API call; return the 2xx response or raise a ContrailError."""
         retrying = Retrying(
             stop=stop_after_delay(self.retry_seconds),
-            wait=wait_exponential_jitter(initial=0.05, max=5.0),
+            wait=wait_random_exponential(multiplier=0.05, max=5.0),  # full jitter
             retry=retry_if_exception(lambda exc: isinstance(exc, Unavailable)),
             reraise=True)
         for attempt in retrying:

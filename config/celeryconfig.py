@@ -1,0 +1,32 @@
+"""Celery options derived from Settings: one place decides how every worker behaves.
+
+Why these values: tasks carry keys and are idempotent, so a task is acknowledged only after it
+ran (`acks_late`) and given back when its worker dies (`reject_on_worker_lost`); each worker
+process takes one message at a time (`prefetch 1`) so a slow key never hides others behind it.
+"""
+
+from __future__ import annotations
+
+from config.settings import Settings
+
+# Long enough for any single reconcile; a message unacked for longer is redelivered.
+VISIBILITY_TIMEOUT = 3600
+
+
+def celery_options(settings: Settings) -> dict:
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_send_task_events": True,  # Flower and `ckm status` see every task
+        "task_send_sent_event": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+    }
