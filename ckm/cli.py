@@ -83,3 +83,7 @@ def config_show(
 
 def main() -> None:
     app()
+
+
+# Subcommand modules register themselves on `app`; imported last because they import it.
+from ckm import engine_cli  # noqa: E402,F401

@@ -24,7 +24,13 @@ def celery_options(settings: Settings) -> dict:
         "worker_concurrency": settings.worker_concurrency,
         "worker_send_task_events": True,  # Flower and `ckm status` see every task
         "task_send_sent_event": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        # Queues are consumed in the order a worker lists them: urgent first, resync last.
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT,
+                                     "queue_order_strategy": "priority"},
+        "beat_schedule": {"resync": {"task": "ckm.resync",
+                                     "schedule": settings.resync_interval,
+                                     "options": {"queue": "ckm.resync"}}}
+        if settings.resync_interval else {},
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(8, ge=1, description="attempts before a key is a failed sync")
     backoff_base: float = Field(0.05, gt=0, description="first retry delay, seconds")
     backoff_cap: float = Field(300.0, gt=0, description="longest retry delay, seconds")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="a running key's lease; a dead worker's key is rescued after it")
     resync_interval: float = Field(600.0, ge=0, description="full resync + GC period; 0 = off")
     worker_concurrency: int = Field(16, ge=1, description="threads per worker process")
 

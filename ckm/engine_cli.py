@@ -1,0 +1,167 @@
+"""Commands that run or steer the engine: worker, beat, flower, wait, failed, retry, resync."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ckm.cli import app, loaded_settings
+
+failed_app = typer.Typer(no_args_is_help=True, help="Failed syncs: keys that could not be synced.")
+app.add_typer(failed_app, name="failed")
+
+out = Console()
+
+
+def _engine(ctx: typer.Context, **flags):
+    """Install this process's engine context from the settings, and return the Celery app."""
+    from workers import context as contexts
+
+    settings = loaded_settings(ctx, **flags).settings
+    contexts.install(contexts.Context(settings))
+    from workers.app import app as celery_app
+    from workers.app import configure
+
+    configure(settings)
+    return celery_app, contexts.current()
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int | None, typer.Option(help="Threads in this process")] = None,
+    broker: Annotated[str | None, typer.Option(help="Redis URL (broker and state)")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker node name")] = None,
+) -> None:
+    """Run a Celery worker process: reconcile keys from every ckm queue."""
+    celery_app, context = _engine(ctx, worker_concurrency=concurrency, broker_url=broker)
+    from workers.syncs import queues
+
+    celery_app.worker_main([
+        "worker", "--pool", "threads", "--concurrency", str(context.settings.worker_concurrency),
+        "--queues", ",".join(queues()), "--loglevel", context.settings.log_level,
+        "--hostname", name or f"ckm-{os.getpid()}@%h", "--without-gossip", "--without-mingle"])
+
+
+@app.command()
+def beat(ctx: typer.Context,
+         broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
+    """Run Celery beat: schedules the periodic full resync and garbage collection."""
+    celery_app, context = _engine(ctx, broker_url=broker)
+    celery_app.start(["beat", "--loglevel", context.settings.log_level,
+                      "--schedule", os.path.join(os.environ.get("CKM_STATE_DIR", "."),
+                                                 "celerybeat-schedule")])
+
+
+@app.command()
+def flower(ctx: typer.Context,
+           port: Annotated[int, typer.Option(help="HTTP port")] = 5555,
+           address: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+           broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
+    """Run Flower, the Celery web monitor, configured for ckm."""
+    celery_app, context = _engine(ctx, broker_url=broker)
+    args = ["flower", f"--port={port}", f"--address={address}", "--persistent=True",
+            f"--db={os.path.join(os.environ.get('CKM_STATE_DIR', '.'), 'flower.db')}"]
+    if context.settings.flower_basic_auth:
+        args.append(f"--basic-auth={context.settings.flower_basic_auth.get_secret_value()}")
+    celery_app.start(args)
+
+
+@app.command()
+def wait(ctx: typer.Context,
+         idle: Annotated[bool, typer.Option("--idle", help="Wait until no key is pending")] = True,
+         timeout: Annotated[float, typer.Option(help="Give up after S seconds")] = 300.0,
+         broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
+    """Exit 0 once no key is queued, running or waiting for a retry (failed keys are only
+    reported); exit 1 on timeout."""
+    from workers.status import pending
+
+    _, context = _engine(ctx, broker_url=broker)
+    deadline = time.monotonic() + timeout
+    while (left := pending(context)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = context.failures.count()
+    if failed:
+        out.print(f"{failed} failed sync(s): see `ckm failed list`", style="yellow")
+    if left:
+        out.print(f"still pending after {timeout:.0f}s: {left}", style="red")
+        raise typer.Exit(1)
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@failed_app.command("list")
+def failed_list(ctx: typer.Context,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every failed sync with its last error."""
+    _, context = _engine(ctx)
+    failures = context.failures.all()
+    if as_json:
+        typer.echo(json.dumps([f.__dict__ for f in failures], indent=2))
+        return
+    table = Table("key", "attempts", "since", "last", "retrying", "error",
+                  title=f"{len(failures)} failed sync(s)")
+    for f in failures:
+        table.add_row(f.key, str(f.attempts), _when(f.first_failed), _when(f.last_failed),
+                      "no (bad input)" if f.permanent else "yes", f.error)
+    out.print(table)
+
+
+@failed_app.command("show")
+def failed_show(ctx: typer.Context, key: str) -> None:
+    """One failed sync in full, traceback included."""
+    _, context = _engine(ctx)
+    failure = context.failures.get(key)
+    if failure is None:
+        out.print(f"{key} is not a failed sync", style="yellow")
+        raise typer.Exit(1)
+    for label, value in (("key", failure.key), ("error", failure.error),
+                         ("attempts", failure.attempts),
+                         ("first failed", _when(failure.first_failed)),
+                         ("last failed", _when(failure.last_failed)),
+                         ("retrying", "no (bad input)" if failure.permanent else "yes")):
+        out.print(f"[bold]{label}:[/] {value}", highlight=False)
+    if failure.traceback:
+        sys.stdout.write(failure.traceback)
+
+
+@app.command()
+def retry(ctx: typer.Context,
+          keys: Annotated[list[str] | None, typer.Argument(help="Keys to run now")] = None,
+          all_failed: Annotated[bool, typer.Option("--all-failed")] = False) -> None:
+    """Reset the backoff of keys (or of every failed sync) and run them now."""
+    from workers.dispatch import enqueue
+
+    celery_app, context = _engine(ctx)
+    chosen = list(keys or [])
+    if all_failed:
+        chosen += [f.key for f in context.failures.all()]
+    if not chosen:
+        raise typer.BadParameter("name keys or use --all-failed")
+    for key in chosen:
+        context.failures.clear(key)
+        context.queue.forget_delay(key)
+    enqueue(celery_app, context.queue, chosen, urgent=True)
+    out.print(f"queued {len(chosen)} key(s)")
+
+
+@app.command()
+def resync(ctx: typer.Context,
+           kind: Annotated[str | None, typer.Option(help="Only this Kubernetes kind")] = None
+           ) -> None:
+    """Re-enqueue every stored key (at low priority); with no --kind, also run GC."""
+    from workers.resync import resync as run_resync
+
+    celery_app, context = _engine(ctx)
+    counts = run_resync(context, celery_app, kinds=[kind] if kind else None)
+    out.print(f"queued {sum(counts.values())} key(s): {counts}")

@@ -1,0 +1,52 @@
+"""Desired Contrail objects as plain values, and how they become wire bodies.
+
+A reconciler returns a list of `Obj` in creation order (parents and ref targets first); the
+apply layer creates or updates each in that order and deletes in the reverse order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference by fq_name (always resolvable) and, when known, uuid."""
+
+    to: tuple[str, ...]
+    uuid: str | None = None
+    attr: dict | None = None
+
+    def wire(self, *, with_attr: bool) -> dict:
+        out: dict[str, Any] = {"to": list(self.to)}
+        if self.uuid:
+            out["uuid"] = self.uuid
+        if with_attr:
+            out["attr"] = self.attr
+        return out
+
+
+@dataclass(frozen=True)
+class Obj:
+    type: str
+    uuid: str
+    fq_name: tuple[str, ...]
+    parent_type: str | None = None
+    props: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, tuple[Ref, ...]] = field(default_factory=dict)  # "<type>_refs" -> refs
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The create/update body (annotations travel separately, see contrail.ensure)."""
+        out: dict[str, Any] = {"uuid": self.uuid, "fq_name": list(self.fq_name), **self.props}
+        if self.parent_type:
+            out["parent_type"] = self.parent_type
+        for name, refs in self.refs.items():
+            with_attr = any(r.attr is not None for r in refs)
+            out[name] = [r.wire(with_attr=with_attr) for r in refs]
+        return out
+
+    @property
+    def address(self) -> tuple[str, str]:
+        return self.type, self.uuid

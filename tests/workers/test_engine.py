@@ -1,0 +1,127 @@
+"""The engine in-process: a key's run turns into done / retry / failed sync, and GC."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tasks import naming
+from workers.engine import run_key
+from workers.reconcilers import CLUSTER_KEY
+from workers.resync import KINDS, collect_garbage
+
+pytestmark = pytest.mark.integration
+
+
+def run(context, key):
+    sent = []
+    outcome = run_key(context, key, sent.extend)
+    return outcome, sent
+
+
+def project_uuid(context, name):
+    return naming.object_uuid(context.settings.cluster_name, "Namespace", name, "project")
+
+
+def add_namespace(context, name, annotations=None, uid="uid-1"):
+    context.store.put("Namespace", "", name, {"uid": uid, "labels": {},
+                                             "annotations": annotations or {}})
+
+
+def test_namespace_becomes_a_project_with_owner_annotations(context):
+    assert run(context, CLUSTER_KEY)[0] == "done"
+    add_namespace(context, "team-a")
+    assert run(context, "namespace/team-a") == ("done", [])
+    project = context.contrail.read("project", project_uuid(context, "team-a"))
+    assert project["fq_name"] == ["default-domain", "k8s-team-a"]
+    notes = {p["key"]: p["value"] for p in project["annotations"]["key_value_pair"]}
+    assert notes["owner"] == "k8s" and notes["cluster"] == "k8s"
+    assert notes["kind"] == "Namespace" and notes["name"] == "team-a"
+    assert context.failures.all() == []
+
+
+def test_isolation_on_and_off_makes_and_removes_the_namespace_network(context):
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "iso", {"opencontrail.kubernetes.isolated": "true"})
+    assert run(context, "namespace/iso")[0] == "done"
+    networks = context.contrail.list("virtual-network", parent_id=project_uuid(context, "iso"))
+    assert [n["fq_name"][-1] for n in networks] == ["iso-vn"]
+    add_namespace(context, "iso", {"opencontrail.kubernetes.isolated": "false"})
+    run(context, "namespace/iso")
+    assert context.contrail.list("virtual-network",
+                                 parent_id=project_uuid(context, "iso")) == []
+
+
+def test_deleted_namespace_loses_its_project_and_tombstone(context):
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "gone")
+    run(context, "namespace/gone")
+    context.store.delete("Namespace", "", "gone")
+    assert context.store.tombstone("Namespace", "", "gone") is not None
+    assert run(context, "namespace/gone")[0] == "done"
+    assert context.store.tombstone("Namespace", "", "gone") is None
+    with pytest.raises(Exception, match="404"):
+        context.contrail.read("project", project_uuid(context, "gone"))
+
+
+def test_bad_annotation_is_a_failed_sync_at_once_without_retry(context):
+    add_namespace(context, "bad", {"opencontrail.org/isolation": "yes please"})
+    outcome, _ = run(context, "namespace/bad")
+    assert outcome == "bad-input"
+    failure = context.failures.get("namespace/bad")
+    assert failure.permanent and failure.attempts == 1
+    assert "opencontrail.org/isolation" in failure.error and "BadInput" in failure.traceback
+    assert context.queue.delayed() == {}
+
+
+def test_transient_errors_retry_with_backoff_then_become_failed_then_recover(make_context,
+                                                                           contrail_url):
+    context = make_context(contrail_url, max_attempts=2)
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "flaky")
+    httpx.put(f"{contrail_url}/_emulator/faults", json={"outage_seconds": 60})
+    assert run(context, "namespace/flaky")[0] == "error"
+    assert set(context.queue.delayed()) == {"namespace/flaky"}
+    assert context.failures.get("namespace/flaky") is None       # 1 < max_attempts
+    run(context, "namespace/flaky")
+    failure = context.failures.get("namespace/flaky")
+    assert failure.attempts == 2 and not failure.permanent and "Unavailable" in failure.error
+    assert set(context.queue.delayed()) == {"namespace/flaky"}   # keeps retrying
+    httpx.put(f"{contrail_url}/_emulator/faults", json={"outage_seconds": 0})
+    assert run(context, "namespace/flaky")[0] == "done"
+    assert context.failures.get("namespace/flaky") is None
+    assert context.failures.attempts("namespace/flaky") == 0
+
+
+def test_gc_deletes_orphans_only(context):
+    run(context, CLUSTER_KEY)
+    for kind in KINDS:
+        context.store.set_resource_version(kind, "1")
+    add_namespace(context, "alive")
+    run(context, "namespace/alive")
+    # made while ckm was down: a project for a namespace that no longer exists
+    orphan = context.contrail.create("project", {
+        "fq_name": ["default-domain", "k8s-orphan"], "parent_type": "domain",
+        "annotations": {"key_value_pair": [
+            {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
+            {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "orphan"}]}})["uuid"]
+    other_cluster = context.contrail.create("project", {
+        "fq_name": ["default-domain", "c2-x"], "parent_type": "domain",
+        "annotations": {"key_value_pair": [
+            {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "c2"},
+            {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "x"}]}})["uuid"]
+    unowned = context.contrail.create("project", {
+        "fq_name": ["default-domain", "manual"], "parent_type": "domain"})["uuid"]
+    deleted = collect_garbage(context.contrail, context.store, "k8s")
+    assert deleted == [orphan]
+    for survivor in (other_cluster, unowned, project_uuid(context, "alive")):
+        assert context.contrail.read("project", survivor)
+
+
+def test_gc_waits_for_the_first_full_list(context):
+    context.contrail.create("project", {
+        "fq_name": ["default-domain", "k8s-orphan"], "parent_type": "domain",
+        "annotations": {"key_value_pair": [
+            {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
+            {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "orphan"}]}})
+    assert collect_garbage(context.contrail, context.store, "k8s") == []

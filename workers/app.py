@@ -1,0 +1,58 @@
+"""The Celery app and its task shells: decode the key, run it through the engine.
+
+`celery -A workers.app ...` (Flower, inspection) and `ckm worker` use this module. Settings
+come from the process environment / CKM_CONFIG unless `ckm worker` installed its own.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+
+from config.celeryconfig import celery_options
+from workers import context as contexts
+from workers import reconcilers  # noqa: F401  (registers the syncs)
+from workers.dispatch import send
+from workers.engine import run_key
+from workers.syncs import SYNCS
+
+app = Celery("ckm")
+
+
+def configure(settings) -> Celery:
+    app.conf.update(celery_options(settings))
+    return app
+
+
+def _send(keys: list[str]) -> None:
+    send(app, keys)
+
+
+def _make_task(task_name: str):
+    def run(key: str) -> str:
+        return run_key(contexts.current(), key, _send)
+
+    run.__name__ = run.__qualname__ = task_name.rsplit(".", 1)[-1]
+    run.__doc__ = f"Reconcile one key with {task_name} (argument: the key string)."
+    return app.task(name=task_name, acks_late=True, reject_on_worker_lost=True,
+                    ignore_result=True)(run)
+
+
+TASKS = {sync.task: _make_task(sync.task) for sync in SYNCS.values()}
+
+
+@app.task(name="ckm.resync", ignore_result=True)
+def resync_all(kind: str | None = None) -> dict:
+    """Full resync (every stored key, at low priority) and garbage collection."""
+    from workers.resync import resync
+
+    return resync(contexts.current(), app, kinds=[kind] if kind else None)
+
+
+@signals.worker_ready.connect
+def _start_sweeper(sender=None, **_):
+    from workers.sweeper import Sweeper
+
+    Sweeper(contexts.current(), _send).start()
+
+
+configure(contexts.current().settings)

@@ -1,0 +1,71 @@
+"""Per-process resources of a worker: settings, Redis, the queue, the store, the Contrail client.
+
+Built once per process on first use and shared by its threads (every member is thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from config.loading import load
+from config.settings import Settings
+from contrail.client import ContrailClient
+from watcher.store import DesiredStore
+from workers.failures import Failures
+from workers.limits import ContrailGate
+from workers.queue import KeyQueue
+
+
+@dataclass
+class Context:
+    settings: Settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.broker_url, decode_responses=True,
+                                    health_check_interval=30)
+
+    @cached_property
+    def queue(self) -> KeyQueue:
+        return KeyQueue(self.redis, lease_ms=int(self.settings.lease_seconds * 1000))
+
+    @cached_property
+    def failures(self) -> Failures:
+        return Failures(self.redis)
+
+    @cached_property
+    def store(self) -> DesiredStore:
+        return DesiredStore(self.redis)
+
+    @cached_property
+    def gate(self) -> ContrailGate:
+        return ContrailGate(self.redis, max_inflight=self.settings.contrail_max_inflight,
+                            rate=self.settings.contrail_rate_limit)
+
+    @cached_property
+    def contrail(self) -> ContrailClient:
+        return ContrailClient.from_settings(self.settings, gate=self.gate)
+
+
+_lock = threading.Lock()
+_context: Context | None = None
+
+
+def current() -> Context:
+    """This process's context, from the environment and CKM_CONFIG on first use."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = Context(load().settings)
+        return _context
+
+
+def install(context: Context | None) -> None:
+    """Use this context in this process (`ckm worker` after parsing its flags; tests)."""
+    global _context
+    with _lock:
+        _context = context

@@ -1,0 +1,101 @@
+"""Run one key: take it, reconcile it, and turn the outcome into forget / retry / failed sync.
+
+This is the body of every Celery task; it holds no Celery-specific logic, so it can be driven
+directly in tests. The reconciler never sleeps or retries by itself: the queue owns time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+
+from tasks.keys import Key
+from tasks.outcomes import BadInput, NotReady
+from workers import metrics
+from workers.backoff import delay
+from workers.context import Context
+from workers.syncs import sync_for
+
+log = logging.getLogger("ckm.engine")
+RUNS = "ckm:runs"  # the most recent runs, newest first: what ran where, when, with what outcome
+RUNS_KEPT = 10_000
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+Send = Callable[[list[str]], None]
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the key's lease while the reconcile runs, so a live run is never taken over."""
+
+    def __init__(self, context: Context, key: str, token: str):
+        super().__init__(daemon=True, name=f"lease:{key}")
+        self.context, self.key, self.token = context, key, token
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        period = self.context.queue.lease_ms / 3000
+        while not self.stop.wait(period):
+            self.context.queue.renew(self.key, self.token)
+
+
+def run_key(context: Context, key: str, send: Send) -> str:
+    """Reconcile `key` once under its lease; returns the outcome label."""
+    token = uuid.uuid4().hex
+    if not context.queue.begin(key, token):
+        metrics.RECONCILES.labels(Key.parse(key).kind, "busy").inc()
+        return "busy"  # another worker runs it; it was marked dirty and will run again
+    sync = sync_for(key)
+    keeper = _LeaseKeeper(context, key, token)
+    keeper.start()
+    started = time.perf_counter()
+    retry_in: float | None = None
+    outcome = "error"
+    try:
+        sync.reconcile(context, Key.parse(key))
+        outcome = "done"
+        if context.failures.clear(key):
+            log.info("key %s recovered", key)
+    except BadInput as exc:
+        outcome = "bad-input"
+        _record(context, key, exc, permanent=True)
+    except Exception as exc:  # transient by policy: Contrail down, NotReady, conflicts, bugs
+        outcome = "not-ready" if isinstance(exc, NotReady) else "error"
+        attempts = _record(context, key, exc, permanent=False)
+        retry_in = delay(attempts, base=context.settings.backoff_base,
+                         cap=context.settings.backoff_cap)
+    finally:
+        keeper.stop.set()
+        metrics.RECONCILE_SECONDS.labels(sync.kind).observe(time.perf_counter() - started)
+        metrics.RECONCILES.labels(sync.kind, outcome).inc()
+        _log_run(context, key, outcome, started)
+    if context.queue.finish(key, token, retry_in=retry_in) == 1:
+        send([key])
+    return outcome
+
+
+def _log_run(context: Context, key: str, outcome: str, started: float) -> None:
+    ended = time.time()
+    entry = json.dumps({"key": key, "outcome": outcome, "worker": WORKER, "end": ended,
+                        "start": ended - (time.perf_counter() - started)})
+    context.redis.pipeline(transaction=False).lpush(RUNS, entry).ltrim(
+        RUNS, 0, RUNS_KEPT - 1).execute()
+
+
+def _record(context: Context, key: str, exc: Exception, *, permanent: bool) -> int:
+    """Count the attempt; past the cap (or for bad input at once) record a failed sync."""
+    attempts = context.failures.attempt(key)
+    message = f"{type(exc).__name__}: {exc}"
+    if permanent or attempts >= context.settings.max_attempts:
+        context.failures.record(key, error=message, traceback=traceback.format_exc(),
+                                attempts=attempts, permanent=permanent)
+        log.warning("key %s failed (attempt %d): %s", key, attempts, message)
+    else:
+        log.info("key %s attempt %d failed, will retry: %s", key, attempts, message)
+    return attempts

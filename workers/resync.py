@@ -1,0 +1,92 @@
+"""Periodic full resync and garbage collection, one at a time across the cluster.
+
+Resync re-enqueues every stored key (and every pending tombstone) at low priority, so drift in
+Contrail is repaired even when no event arrives. GC deletes Contrail objects that carry our
+owner/cluster annotations but whose Kubernetes object no longer exists (made while ckm was
+down, or by a previous incarnation of an object with the same name), in dependency order.
+GC refuses to run before the watcher has finished its first list of every kind: an empty
+store must never read as "everything was deleted".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from celery import Celery
+
+from contrail.client import ContrailClient
+from contrail.ensure import annotations_of, delete_if_exists
+from contrail.errors import ContrailError
+from tasks.fanout import own_keys, store_coordinates
+from watcher.store import DesiredStore
+from workers.context import Context
+from workers.dispatch import enqueue
+from workers.reconcilers import CLUSTER_KEY
+
+log = logging.getLogger("ckm.resync")
+LOCK = "ckm:resync:lock"
+LAST = "ckm:resync:last"
+KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Ingress", "Node")
+# Delete order: referrers and children before what they point at.
+GC_ORDER = ("floating-ip", "instance-ip", "loadbalancer-member", "loadbalancer-pool",
+            "loadbalancer-listener", "loadbalancer", "virtual-machine-interface",
+            "virtual-machine", "security-group", "virtual-network", "project")
+
+
+def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> dict[str, int]:
+    """Enqueue every key of the given kinds (all when None); GC too on a full resync."""
+    if not context.redis.set(LOCK, "1", nx=True, ex=600):
+        log.info("a resync is already running")
+        return {}
+    try:
+        counts: Counter = Counter()
+        keys = [] if kinds else [CLUSTER_KEY]
+        for kind in kinds or KINDS:
+            for namespace, name, projection in context.store.items(kind):
+                keys += own_keys(kind, namespace, name, projection)
+            for namespace, name in context.store.tombstones(kind):
+                keys += own_keys(kind, namespace, name, context.store.tombstone(
+                    kind, namespace, name))
+        for key in keys:
+            counts[key.split("/", 1)[0]] += 1
+        enqueue(app, context.queue, keys, resync=True)
+        if not kinds:
+            counts["gc-deleted"] = len(collect_garbage(context.contrail, context.store,
+                                                       context.settings.cluster_name))
+        context.redis.set(LAST, context.redis.time()[0])
+        return dict(counts)
+    finally:
+        context.redis.delete(LOCK)
+
+
+def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
+    kind, namespace, name = store_coordinates(
+        notes.get("kind", ""), notes.get("namespace", ""), notes.get("name", ""))
+    projection = store.get(kind, namespace, name)
+    if projection is None:
+        # a tombstone means its own cleanup is pending: leave the object to that key
+        return store.tombstone(kind, namespace, name) is not None
+    uid = notes.get("k8s_uid")
+    return not uid or projection.get("uid") == uid
+
+
+def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -> list[str]:
+    """Delete owned objects whose Kubernetes object is gone; returns the deleted uuids."""
+    if any(store.resource_version(kind) is None for kind in KINDS):
+        log.info("GC skipped: the watcher has not listed every kind yet")
+        return []
+    deleted = []
+    for type_ in GC_ORDER:
+        for item in client.list(type_, fields=["annotations"]):
+            notes = annotations_of(item)
+            if (notes.get("owner") != "k8s" or notes.get("cluster") != cluster
+                    or notes.get("kind") == "Cluster" or _alive(store, notes)):
+                continue
+            try:
+                if delete_if_exists(client, type_, item["uuid"]):
+                    deleted.append(item["uuid"])
+                    log.info("GC deleted %s %s", type_, ":".join(item["fq_name"]))
+            except ContrailError as exc:  # still referenced: the next round gets it
+                log.info("GC could not delete %s %s yet: %s", type_, item["uuid"], exc)
+    return deleted

@@ -1,0 +1,14 @@
+"""What the engine is doing right now, for `ckm wait`, `ckm status` and metrics."""
+
+from __future__ import annotations
+
+from workers.context import Context
+
+
+def pending(context: Context) -> int:
+    """Keys queued, running, or waiting for a retry, not counting recorded failed syncs
+    (those retry at the capped backoff for ever and are reported, not waited for)."""
+    depths = context.queue.depths()
+    failed = {f.key for f in context.failures.all()}
+    waiting = [key for key in context.queue.delayed() if key not in failed]
+    return depths.queued + depths.processing + len(waiting)
