@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     backoff_cap: float = Field(300.0, gt=0, description="longest retry delay, seconds")
     lease_seconds: float = Field(
         60.0, gt=0, description="a running key's lease; a dead worker's key is rescued after it")
+    settle_seconds: float = Field(
+        0.05, ge=0, description="a key changed while it ran waits this long before re-running")
     resync_interval: float = Field(600.0, ge=0, description="full resync + GC period; 0 = off")
     worker_concurrency: int = Field(16, ge=1, description="threads per worker process")
 

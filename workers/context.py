@@ -31,7 +31,8 @@ class Context:
 
     @cached_property
     def queue(self) -> KeyQueue:
-        return KeyQueue(self.redis, lease_ms=int(self.settings.lease_seconds * 1000))
+        return KeyQueue(self.redis, lease_ms=int(self.settings.lease_seconds * 1000),
+                        settle_ms=int(self.settings.settle_seconds * 1000))
 
     @cached_property
     def failures(self) -> Failures:

@@ -9,6 +9,8 @@ The client-go workqueue guarantees, here for Celery:
     running reconcile finishes, so the last change is never missed.
   - Nothing lost: a worker that dies leaves an expired lease; the sweeper hands the key out
     again (counting it as an attempt, so a key that kills workers cannot loop for ever).
+  - Settling: a key that changed while it ran is "hot"; it waits `settle_ms` in `settling`
+    (enqueues meanwhile are absorbed) so a burst of changes costs a few runs, not one per run.
   - Delays: retries wait in the `delayed` sorted set (score = due time), not in Celery
     countdowns, which the Redis transport redelivers in loops past its visibility timeout.
 Each transition is one Lua script, so it is atomic against every other process.
@@ -21,12 +23,12 @@ from dataclasses import dataclass
 import redis
 
 PREFIX = "ckm:q:"
-QUEUED, PROCESSING, LEASES, DIRTY, DELAYED = (
+QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING = (
     PREFIX + "queued", PREFIX + "processing", PREFIX + "leases", PREFIX + "dirty",
-    PREFIX + "delayed")
-KEYS = [QUEUED, PROCESSING, LEASES, DIRTY, DELAYED]
+    PREFIX + "delayed", PREFIX + "settling")
+KEYS = [QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING]
 
-# All scripts get the five structure names as KEYS in the order above.
+# All scripts get the six structure names as KEYS in the order above.
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
 _ENQUEUE = _NOW + """
@@ -36,7 +38,8 @@ for _, key in ipairs(ARGV) do
   redis.call('ZREM', KEYS[5], key)  -- a change runs now, not after a pending backoff
   if redis.call('HEXISTS', KEYS[2], key) == 1 then
     redis.call('SADD', KEYS[4], key)
-  elseif redis.call('ZADD', KEYS[1], 'NX', now, key) == 1 then
+  elseif not redis.call('ZSCORE', KEYS[6], key)
+         and redis.call('ZADD', KEYS[1], 'NX', now, key) == 1 then
     table.insert(send, key)
   end
 end
@@ -65,13 +68,17 @@ return 1
 """
 
 _FINISH = _NOW + """
--- ARGV: key, token, retry delay ms (-1 = no retry). Returns 1 if the key must be sent now,
--- 0 if not, -1 if the lease had been lost (someone else took the key over).
+-- ARGV: key, token, retry delay ms (-1 = no retry), settle ms. Returns 1 if the key must be
+-- sent now, 0 if not, -1 if the lease had been lost (someone else took the key over).
 local key = ARGV[1]
 if redis.call('HGET', KEYS[2], key) ~= ARGV[2] then return -1 end
 redis.call('HDEL', KEYS[2], key)
 redis.call('ZREM', KEYS[3], key)
 if redis.call('SREM', KEYS[4], key) == 1 then
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('ZADD', KEYS[6], now + tonumber(ARGV[4]), key)
+    return 0
+  end
   redis.call('ZADD', KEYS[1], 'NX', now, key)
   return 1
 end
@@ -83,12 +90,14 @@ return 0
 _DUE = _NOW + """
 -- ARGV: max keys. Moves due retries to the queue; returns {keys to send, expired leases}.
 local send, expired = {}, {}
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, ARGV[1])) do
-  redis.call('ZREM', KEYS[5], key)
-  if redis.call('HEXISTS', KEYS[2], key) == 1 then
-    redis.call('SADD', KEYS[4], key)
-  elseif redis.call('ZADD', KEYS[1], 'NX', now, key) == 1 then
-    table.insert(send, key)
+for _, set in ipairs({KEYS[6], KEYS[5]}) do
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, ARGV[1])) do
+    redis.call('ZREM', set, key)
+    if redis.call('HEXISTS', KEYS[2], key) == 1 then
+      redis.call('SADD', KEYS[4], key)
+    elseif redis.call('ZADD', KEYS[1], 'NX', now, key) == 1 then
+      table.insert(send, key)
+    end
   end
 end
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, ARGV[1])) do
@@ -115,8 +124,8 @@ class Depths:
 class KeyQueue:
     """The Redis half of the queue; the Celery half only carries the key strings."""
 
-    def __init__(self, client: redis.Redis, *, lease_ms: int = 60_000):
-        self.redis, self.lease_ms = client, lease_ms
+    def __init__(self, client: redis.Redis, *, lease_ms: int = 60_000, settle_ms: int = 0):
+        self.redis, self.lease_ms, self.settle_ms = client, lease_ms, settle_ms
         register = client.register_script
         self._enqueue, self._begin, self._renew, self._finish, self._due = (
             register(_ENQUEUE), register(_BEGIN), register(_RENEW), register(_FINISH),
@@ -137,7 +146,7 @@ class KeyQueue:
         """Release the key. 1: send it again now (it changed while running); 0: nothing to
         send (maybe scheduled for a retry); -1: the lease had been lost to another run."""
         delay = -1 if retry_in is None else int(retry_in * 1000)
-        return int(self._finish(keys=KEYS, args=[key, token, delay]))
+        return int(self._finish(keys=KEYS, args=[key, token, delay, self.settle_ms]))
 
     def due(self, limit: int = 1000) -> tuple[list[str], list[str]]:
         """(keys whose retry is due and need sending, keys whose worker died)."""
@@ -163,18 +172,20 @@ class KeyQueue:
         return seconds * 1000 + micros / 1000
 
     def forget_delay(self, key: str) -> None:
-        self.redis.zrem(DELAYED, key)
+        self.redis.pipeline().zrem(DELAYED, key).zrem(SETTLING, key).execute()
 
     def depths(self) -> Depths:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(QUEUED).hlen(PROCESSING).zcard(DELAYED)
-        return Depths(*pipe.execute())
+        pipe.zcard(QUEUED).hlen(PROCESSING).zcard(DELAYED).zcard(SETTLING)
+        queued, processing, delayed, settling = pipe.execute()
+        return Depths(queued, processing, delayed + settling)
 
     def delayed(self) -> dict[str, float]:
         """Key -> seconds until its retry."""
         now = self._now_ms()
         return {_text(k): max(0.0, (score - now) / 1000)
-                for k, score in self.redis.zrange(DELAYED, 0, -1, withscores=True)}
+                for zset in (SETTLING, DELAYED)
+                for k, score in self.redis.zrange(zset, 0, -1, withscores=True)}
 
 
 def _text(value) -> str:

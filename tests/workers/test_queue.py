@@ -113,3 +113,14 @@ def test_token_bucket_makes_callers_wait_when_empty(redis_client):
     take = gate._take
     assert take(keys=[BUCKET], args=[1.0, 1.0]) == 0
     assert take(keys=[BUCKET], args=[1.0, 1.0]) > 0
+
+
+def test_a_hot_key_settles_and_absorbs_enqueues_meanwhile(redis_client):
+    queue = KeyQueue(redis_client, settle_ms=150)
+    queue.enqueue(["namespace/a"])
+    queue.begin("namespace/a", "t1")
+    queue.enqueue(["namespace/a"])                     # changed while running
+    assert queue.finish("namespace/a", "t1") == 0      # not sent now: settling
+    assert queue.enqueue(["namespace/a"]) == []        # absorbed
+    assert not queue.depths().idle
+    assert wait_for(lambda: queue.due()[0]) == ["namespace/a"]
