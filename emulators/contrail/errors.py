@@ -8,6 +8,10 @@ below follow vnc-rest.md section 3.1 word for word (Python `str()` of lists, lik
 
 from __future__ import annotations
 
+# Hrefs inside messages are absolute on the real server; the backend has no request, so it
+# writes this placeholder and the HTTP layer replaces it with the request's base URL.
+HREF_BASE = "{{base}}"
+
 
 class ApiError(Exception):
     """A refused request: HTTP status plus the server's plain-text message."""

@@ -100,6 +100,10 @@ class Subnet:
         self.allocated.add(value)
         return self._str(value)
 
+    def take(self, addr: str) -> None:
+        """Mark an address taken without checks (rebuilding state after a restart)."""
+        self.allocated.add(int(ipaddress.ip_address(addr)))
+
     def free(self, addr: str) -> None:
         value = int(ipaddress.ip_address(addr))
         if value not in self.allocated:
@@ -136,3 +140,32 @@ class Subnet:
 
 def _same_family(cidr: str, addr: str) -> bool:
     return (":" in cidr) == (":" in addr)
+
+
+class IdPool:
+    """Lowest-free integer ids from `start` (VN network ids, SG ids, tag ids)."""
+
+    def __init__(self, start: int = 1) -> None:
+        self._next = start
+        self._freed: list[int] = []
+        self.used: set[int] = set()
+
+    def allocate(self) -> int:
+        while self._freed:
+            value = heapq.heappop(self._freed)
+            if value not in self.used:
+                self.used.add(value)
+                return value
+        while self._next in self.used:
+            self._next += 1
+        self.used.add(self._next)
+        return self._next
+
+    def reserve(self, value: int) -> None:
+        self.used.add(value)
+
+    def free(self, value: int | None) -> None:
+        if value in self.used:
+            self.used.discard(value)
+            if value < self._next:
+                heapq.heappush(self._freed, value)

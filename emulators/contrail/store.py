@@ -49,6 +49,10 @@ class Store:
     def __len__(self) -> int:
         return len(self.objs)
 
+    def bump_seq(self, last: int) -> None:
+        """After a restore: new objects sort after every loaded one."""
+        self._seq = itertools.count(max(last, 0) + 1)
+
     def get(self, uuid: str) -> Obj | None:
         return self.objs.get(uuid)
 
