@@ -165,3 +165,41 @@ def resync(ctx: typer.Context,
     celery_app, context = _engine(ctx)
     counts = run_resync(context, celery_app, kinds=[kind] if kind else None)
     out.print(f"queued {sum(counts.values())} key(s): {counts}")
+
+
+@app.command()
+def watcher(
+    ctx: typer.Context,
+    kube_url: Annotated[str | None, typer.Option(help="Kubernetes API URL")] = None,
+    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file")] = None,
+    broker: Annotated[str | None, typer.Option(help="Redis URL")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve /metrics, /healthz and /readyz here")] = None,
+    identity: Annotated[str | None, typer.Option(help="Lease holder identity")] = None,
+) -> None:
+    """Run the watcher: list+watch Kubernetes into the store and enqueue keys (one leader)."""
+    import signal
+
+    from watcher.health import serve_health
+    from watcher.kubeapi import api_client
+    from watcher.main import Watcher
+    from workers.dispatch import enqueue
+    from workers.reconcilers import CLUSTER_KEY
+
+    celery_app, context = _engine(ctx, kube_url=kube_url, kubeconfig=kubeconfig,
+                                  broker_url=broker, metrics_port=metrics_port)
+    settings = context.settings
+
+    def push(keys: list[str], urgent: bool) -> None:
+        enqueue(celery_app, context.queue, keys, urgent=urgent)
+
+    running = Watcher(api_client(settings), context.store, push, bootstrap_keys=[CLUSTER_KEY],
+                      identity=identity, lease_namespace=settings.lease_namespace,
+                      lease_name=settings.lease_name)
+    if settings.metrics_port:
+        serve_health(settings.metrics_port, healthy=running.healthy, ready=running.ready)
+    signal.signal(signal.SIGTERM, lambda *_: running.stop.set())
+    try:
+        running.run()
+    except KeyboardInterrupt:
+        running.stop.set()

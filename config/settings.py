@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     kubeconfig: str | None = None
     kube_token: SecretStr | None = None
     kube_ca_file: str | None = None
+    lease_namespace: str = Field("kube-system", description="namespace of the watcher's Lease")
+    lease_name: str = "ckm-watcher"
 
     # --- Contrail config API
     contrail_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8082"])
@@ -93,7 +95,8 @@ class Settings(BaseSettings):
 
     # --- operations
     flower_basic_auth: SecretStr | None = Field(None, description="user:password for Flower")
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port; 0 = off")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="/metrics (+ /healthz, /readyz) port; 0 = off")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     _split_lists = field_validator(

@@ -1,0 +1,35 @@
+"""/healthz, /readyz and /metrics over plain HTTP, for probes and Prometheus."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def serve_health(port: int, *, healthy: Callable[[], bool], ready: Callable[[], bool],
+                 host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/metrics":
+                body, status, kind = generate_latest(), 200, CONTENT_TYPE_LATEST
+            elif self.path in ("/healthz", "/readyz"):
+                ok = healthy() if self.path == "/healthz" else ready()
+                body, status, kind = (b"ok\n" if ok else b"not ok\n"), (200 if ok else 503), \
+                    "text/plain"
+            else:
+                body, status, kind = b"not found\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # probes every few seconds would flood the log
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    return server
