@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.contrail",
     "tests.fixtures.kube",
+    "tests.fixtures.engine",
 ]
