@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tasks import cluster, namespace
 from tasks.keys import Key
-from workers.apply import apply
+from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.syncs import register
 
@@ -17,13 +17,14 @@ CLUSTER_KEY = "cluster/bootstrap"
 
 @register("cluster", "ckm.bootstrap_cluster", "ckm.namespace")
 def bootstrap_cluster(ctx: Context, key: Key) -> None:
-    apply(ctx.contrail, cluster.desired(ctx.settings))
+    objs = cluster.desired(ctx.settings)
+    apply(ctx.contrail, objs, objs, AppliedSet(ctx.redis, str(key)))
 
 
 @register("namespace", "ckm.sync_namespace", "ckm.namespace")
 def sync_namespace(ctx: Context, key: Key) -> None:
     projection = ctx.store.get("Namespace", "", key.name)
     apply(ctx.contrail, namespace.desired(ctx.settings, key.name, projection),
-          namespace.possible(ctx.settings, key.name))
+          namespace.possible(ctx.settings, key.name), AppliedSet(ctx.redis, str(key)))
     if projection is None:
         ctx.store.forget_tombstone("Namespace", "", key.name)

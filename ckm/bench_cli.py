@@ -1,0 +1,128 @@
+"""`ckm bench ...`: measurements on a private local system (never on your Redis or Contrail).
+
+`ckm bench engine` starts a private redis-server, the Contrail emulator and N worker processes,
+then times namespaces from cold (store + enqueue, as the watcher does, until idle) and a full
+resync of the same keys, and counts Contrail calls and reconcile runs per key.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ckm.cli import app
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private local system.")
+app.add_typer(bench_app, name="bench")
+out = Console()
+
+
+def _wait_idle(context, timeout: float) -> None:
+    from workers.status import pending
+
+    deadline = time.monotonic() + timeout
+    while pending(context):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
+        time.sleep(0.02)
+
+
+def _phase(name, context, contrail_url, keys, action, timeout) -> dict:
+    from workers.engine import RUNS
+
+    context.redis.delete(RUNS)
+    httpx.post(f"{contrail_url}/_emulator/counters/reset").raise_for_status()
+    started = time.perf_counter()
+    action()
+    _wait_idle(context, timeout)
+    elapsed = time.perf_counter() - started
+    counted = httpx.get(f"{contrail_url}/_emulator/counters").json()
+    calls = counted["total"]
+    runs = Counter(json.loads(r)["key"] for r in context.redis.lrange(RUNS, 0, -1))
+    return {"phase": name, "objects": len(keys), "seconds": round(elapsed, 2),
+            "objects_per_second": round(len(keys) / elapsed, 1),
+            "contrail_calls": calls, "calls_per_object": round(calls / len(keys), 2),
+            "runs_per_key": round(sum(runs[k] for k in keys) / len(keys), 2),
+            "calls_by_operation": counted["by_operation"]}
+
+
+@bench_app.command("engine")
+def bench_engine(
+    namespaces: Annotated[int, typer.Option(help="Namespaces to create")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Threads per worker")] = 16,
+    latency_ms: Annotated[float, typer.Option(help="Contrail emulator latency per call")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Namespaces from cold and a full resync, with N worker processes."""
+    from ckm.processes import Processes, wait_until
+    from config.settings import Settings
+    from workers import context as contexts
+    from workers.app import configure
+    from workers.dispatch import enqueue
+    from workers.reconcilers import CLUSTER_KEY
+
+    with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
+        broker = procs.redis()
+        contrail = procs.contrail(0, "--latency-ms", str(latency_ms))
+        context = contexts.Context(Settings(broker_url=broker, contrail_urls=[contrail]))
+        contexts.install(context)
+        celery_app = configure(context.settings)
+        env = {"CKM_BROKER_URL": broker, "CKM_CONTRAIL_URLS": contrail,
+               "CKM_LOG_LEVEL": "WARNING", "CKM_WORKER_CONCURRENCY": str(concurrency)}
+        for i in range(workers):
+            procs.ckm(f"worker-{i}", "worker", "--name", f"bench{i}@%h", env=env)
+        wait_until(lambda: len(celery_app.control.ping(timeout=0.5)) >= workers, "workers",
+                   timeout=60)
+        enqueue(celery_app, context.queue, [CLUSTER_KEY])
+        _wait_idle(context, 60)
+        names = [f"bench-{i:05d}" for i in range(namespaces)]
+        keys = [f"namespace/{n}" for n in names]
+
+        def create():
+            for name in names:
+                context.store.put("Namespace", "", name,
+                                  {"uid": f"uid-{name}", "labels": {}, "annotations": {}})
+            for start in range(0, len(keys), 500):
+                enqueue(celery_app, context.queue, keys[start:start + 500])
+
+        def resync():
+            for start in range(0, len(keys), 500):
+                enqueue(celery_app, context.queue, keys[start:start + 500], resync=True)
+
+        results = [_phase("cold", context, contrail, keys, create, 900),
+                   _phase("resync", context, contrail, keys, resync, 900)]
+        for r in results:
+            r.update(workers=workers, threads=concurrency, latency_ms=latency_ms)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    table = Table(*results[0].keys(), title="ckm bench engine (namespaces)")
+    for r in results:
+        table.add_row(*(str(v) for v in r.values()))
+    out.print(table)
+
+
+@bench_app.command("contrail-emulator")
+def bench_contrail_emulator(
+    seconds: Annotated[float, typer.Option(help="Duration")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="Concurrent requests per process")] = 8,
+    processes: Annotated[int, typer.Option(help="Client processes")] = 2,
+) -> None:
+    """Requests/s of the Contrail emulator (run as its own process) under the pod life cycle."""
+    from ckm.processes import Processes
+    from emulators.contrail.bench import run
+
+    with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
+        url = procs.contrail()
+        typer.echo(json.dumps(run(url, seconds=seconds, concurrency=concurrency,
+                                  processes=processes), indent=2))
