@@ -29,7 +29,7 @@ def _send(keys: list[str]) -> None:
 
 def _make_task(task_name: str):
     def run(key: str) -> str:
-        return run_key(contexts.current(), key, _send)
+        return run_key(contexts.current(), key, _send, raise_failures=True)
 
     run.__name__ = run.__qualname__ = task_name.rsplit(".", 1)[-1]
     run.__doc__ = f"Reconcile one key with {task_name} (argument: the key string)."
@@ -49,10 +49,16 @@ def resync_all(kind: str | None = None) -> dict:
 
 
 @signals.worker_ready.connect
-def _start_sweeper(sender=None, **_):
+def _start_helpers(sender=None, **_):
+    """Every worker process runs a sweeper (one sweeps at a time) and, if asked, /metrics."""
+    from prometheus_client import start_http_server
+
     from workers.sweeper import Sweeper
 
-    Sweeper(contexts.current(), _send).start()
+    context = contexts.current()
+    Sweeper(context, _send).start()
+    if context.settings.metrics_port:
+        start_http_server(context.settings.metrics_port)
 
 
 configure(contexts.current().settings)

@@ -45,8 +45,16 @@ class _LeaseKeeper(threading.Thread):
             self.context.queue.renew(self.key, self.token)
 
 
-def run_key(context: Context, key: str, send: Send) -> str:
-    """Reconcile `key` once under its lease; returns the outcome label."""
+class SyncFailed(Exception):
+    """Raised by the Celery task after a failed run, so Flower shows the run as FAILURE with
+    the reason. The queue has already decided what happens next (retry or failed sync)."""
+
+
+def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = False) -> str:
+    """Reconcile `key` once under its lease; returns the outcome label.
+
+    done, busy (another run holds the key), bad-input, not-ready or error; the error of a
+    failed run is kept in `context.failures` and in the run log."""
     token = uuid.uuid4().hex
     if not context.queue.begin(key, token):
         metrics.RECONCILES.labels(Key.parse(key).kind, "busy").inc()
@@ -56,17 +64,17 @@ def run_key(context: Context, key: str, send: Send) -> str:
     keeper.start()
     started = time.perf_counter()
     retry_in: float | None = None
-    outcome = "error"
+    outcome, error = "error", None
     try:
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
         if context.failures.clear(key):
             log.info("key %s recovered", key)
     except BadInput as exc:
-        outcome = "bad-input"
+        outcome, error = "bad-input", exc
         _record(context, key, exc, permanent=True)
     except Exception as exc:  # transient by policy: Contrail down, NotReady, conflicts, bugs
-        outcome = "not-ready" if isinstance(exc, NotReady) else "error"
+        outcome, error = ("not-ready" if isinstance(exc, NotReady) else "error"), exc
         attempts = _record(context, key, exc, permanent=False)
         retry_in = delay(attempts, base=context.settings.backoff_base,
                          cap=context.settings.backoff_cap)
@@ -77,6 +85,10 @@ def run_key(context: Context, key: str, send: Send) -> str:
         _log_run(context, key, outcome, started)
     if context.queue.finish(key, token, retry_in=retry_in) == 1:
         send([key])
+    if error is not None and raise_failures:
+        then = "not retried until it changes" if retry_in is None else \
+            f"retrying in {retry_in:.2f}s"
+        raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error
     return outcome
 
 
