@@ -86,9 +86,12 @@ def differences(desired: dict, actual: dict) -> dict[str, Any]:
 
 
 def ensure(client: ContrailClient, type_: str, desired: dict, *,
-           annotations: dict[str, str] | None = None) -> Ensured:
-    """Create `desired` (which carries its uuid) or bring the existing object in line."""
-    body = dict(desired)
+           annotations: dict[str, str] | None = None,
+           create_only: dict | None = None) -> Ensured:
+    """Create `desired` (which carries its uuid) or bring the existing object in line.
+
+    `create_only` fields go into the create body but are never compared or updated."""
+    body = {**desired, **(create_only or {})}
     if annotations:
         body["annotations"] = as_annotations(annotations)
     try:

@@ -36,9 +36,12 @@ class Obj:
     props: dict[str, Any] = field(default_factory=dict)
     refs: dict[str, tuple[Ref, ...]] = field(default_factory=dict)  # "<type>_refs" -> refs
     annotations: dict[str, str] = field(default_factory=dict)
+    # Fields set at creation only: another key owns them afterwards (a VMI's security groups
+    # belong to "recompute SGs"), so later runs of this key must not compare or reset them.
+    create_only: dict[str, Any] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
-        """The create/update body (annotations travel separately, see contrail.ensure)."""
+        """The update body (annotations travel separately, see contrail.ensure)."""
         out: dict[str, Any] = {"uuid": self.uuid, "fq_name": list(self.fq_name), **self.props}
         if self.parent_type:
             out["parent_type"] = self.parent_type
@@ -47,6 +50,20 @@ class Obj:
             out[name] = [r.wire(with_attr=with_attr) for r in refs]
         return out
 
+    def create_body(self) -> dict[str, Any]:
+        return {**self.body(), **self.create_only}
+
     @property
     def address(self) -> tuple[str, str]:
         return self.type, self.uuid
+
+
+# Referrers and children before what they point at: the order deletes must follow.
+DELETE_ORDER = ("floating-ip", "instance-ip", "loadbalancer-member", "loadbalancer-pool",
+                "loadbalancer-listener", "loadbalancer", "virtual-machine-interface",
+                "virtual-machine", "security-group", "floating-ip-pool", "virtual-network",
+                "network-ipam", "project")
+
+
+def delete_rank(type_: str) -> int:
+    return DELETE_ORDER.index(type_) if type_ in DELETE_ORDER else len(DELETE_ORDER)

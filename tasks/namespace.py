@@ -58,8 +58,3 @@ def desired(settings: Settings, name: str, projection: dict | None) -> list[Obj]
     if is_isolated(projection.get("annotations") or {}, settings):
         objs.append(isolated_network(settings, name, projection.get("uid", "")))
     return objs
-
-
-def possible(settings: Settings, name: str) -> list[Obj]:
-    """Everything a namespace key may own, in creation order (for cleanup of the rest)."""
-    return [project(settings, name), isolated_network(settings, name, "")]

@@ -31,18 +31,36 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 Send = Callable[[list[str]], None]
 
 
-class _LeaseKeeper(threading.Thread):
-    """Renews the key's lease while the reconcile runs, so a live run is never taken over."""
+class _LeaseRenewer(threading.Thread):
+    """One thread per process renews the leases of every key this process is running, so a
+    live run is never taken over (and no thread is started per run)."""
 
-    def __init__(self, context: Context, key: str, token: str):
-        super().__init__(daemon=True, name=f"lease:{key}")
-        self.context, self.key, self.token = context, key, token
-        self.stop = threading.Event()
+    def __init__(self, context: Context):
+        super().__init__(daemon=True, name="lease-renewer")
+        self.context = context
+        self.active: dict[str, str] = {}
+        self.lock = threading.Lock()
 
     def run(self) -> None:
-        period = self.context.queue.lease_ms / 3000
-        while not self.stop.wait(period):
-            self.context.queue.renew(self.key, self.token)
+        while True:
+            time.sleep(self.context.queue.lease_ms / 3000)
+            with self.lock:
+                running = list(self.active.items())
+            for key, token in running:
+                self.context.queue.renew(key, token)
+
+
+_renewers: dict[int, _LeaseRenewer] = {}
+_renewers_lock = threading.Lock()
+
+
+def _renewer(context: Context) -> _LeaseRenewer:
+    with _renewers_lock:
+        renewer = _renewers.get(id(context))
+        if renewer is None:
+            renewer = _renewers[id(context)] = _LeaseRenewer(context)
+            renewer.start()
+        return renewer
 
 
 class SyncFailed(Exception):
@@ -60,8 +78,9 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         metrics.RECONCILES.labels(Key.parse(key).kind, "busy").inc()
         return "busy"  # another worker runs it; it was marked dirty and will run again
     sync = sync_for(key)
-    keeper = _LeaseKeeper(context, key, token)
-    keeper.start()
+    renewer = _renewer(context)
+    with renewer.lock:
+        renewer.active[key] = token
     started = time.perf_counter()
     retry_in: float | None = None
     outcome, error = "error", None
@@ -79,7 +98,8 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         retry_in = delay(attempts, base=context.settings.backoff_base,
                          cap=context.settings.backoff_cap)
     finally:
-        keeper.stop.set()
+        with renewer.lock:
+            renewer.active.pop(key, None)
         metrics.RECONCILE_SECONDS.labels(sync.kind).observe(time.perf_counter() - started)
         metrics.RECONCILES.labels(sync.kind, outcome).inc()
         _log_run(context, key, outcome, started)

@@ -17,14 +17,13 @@ CLUSTER_KEY = "cluster/bootstrap"
 
 @register("cluster", "ckm.bootstrap_cluster", "ckm.namespace")
 def bootstrap_cluster(ctx: Context, key: Key) -> None:
-    objs = cluster.desired(ctx.settings)
-    apply(ctx.contrail, objs, objs, AppliedSet(ctx.redis, str(key)))
+    apply(ctx.contrail, cluster.desired(ctx.settings), AppliedSet(ctx.redis, str(key)))
 
 
 @register("namespace", "ckm.sync_namespace", "ckm.namespace")
 def sync_namespace(ctx: Context, key: Key) -> None:
     projection = ctx.store.get("Namespace", "", key.name)
     apply(ctx.contrail, namespace.desired(ctx.settings, key.name, projection),
-          namespace.possible(ctx.settings, key.name), AppliedSet(ctx.redis, str(key)))
+          AppliedSet(ctx.redis, str(key)))
     if projection is None:
         ctx.store.forget_tombstone("Namespace", "", key.name)

@@ -19,6 +19,7 @@ from contrail.client import ContrailClient
 from contrail.ensure import annotations_of, delete_if_exists
 from contrail.errors import ContrailError
 from tasks.fanout import own_keys, store_coordinates
+from tasks.model import DELETE_ORDER
 from watcher.store import DesiredStore
 from workers.context import Context
 from workers.dispatch import enqueue
@@ -28,10 +29,6 @@ log = logging.getLogger("ckm.resync")
 LOCK = "ckm:resync:lock"
 LAST = "ckm:resync:last"
 KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Ingress", "Node")
-# Delete order: referrers and children before what they point at.
-GC_ORDER = ("floating-ip", "instance-ip", "loadbalancer-member", "loadbalancer-pool",
-            "loadbalancer-listener", "loadbalancer", "virtual-machine-interface",
-            "virtual-machine", "security-group", "virtual-network", "project")
 
 
 def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> dict[str, int]:
@@ -77,7 +74,7 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -
         log.info("GC skipped: the watcher has not listed every kind yet")
         return []
     deleted = []
-    for type_ in GC_ORDER:
+    for type_ in DELETE_ORDER:
         for item in client.list(type_, fields=["annotations"]):
             notes = annotations_of(item)
             if (notes.get("owner") != "k8s" or notes.get("cluster") != cluster
