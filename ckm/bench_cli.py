@@ -96,6 +96,7 @@ def bench_engine(
                 enqueue(celery_app, context.queue, keys[start:start + 500])
 
         def resync():
+            context.redis.incr("ckm:epoch")  # as `ckm resync` does: verify every object
             for start in range(0, len(keys), 500):
                 enqueue(celery_app, context.queue, keys[start:start + 500], resync=True)
 

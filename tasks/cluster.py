@@ -57,5 +57,8 @@ def fip_pool(settings: Settings) -> Obj:
 
 
 def desired(settings: Settings) -> list[Obj]:
+    from tasks.security import allow_all_egress, allow_all_ingress
+
     return [project(settings, "default"), pod_ipam(settings), service_ipam(settings),
-            cluster_network(settings), fip_pool(settings)]
+            cluster_network(settings), fip_pool(settings), allow_all_ingress(settings),
+            allow_all_egress(settings)]

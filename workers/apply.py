@@ -1,14 +1,19 @@
 """The one thin layer that writes to Contrail: make the desired objects exist, remove the rest.
 
-Reconcilers hand in `desired`, in creation order. What a key has created is remembered in
-Redis (`ckm:applied:<key>`), so cleanup deletes exactly the objects that exist and are no
-longer desired, by uuid and in dependency order, without listing or probing: one call per
-change. Objects made while that memory was lost (a flushed
-Redis) are found by the periodic GC through their owner annotations.
+Reconcilers hand in `desired`, in creation order. What a key has written is remembered in
+Redis (`ckm:applied:<key>`: address -> fingerprint of the body, and the resync epoch it was
+verified in). So:
+- an object written before with the same body costs no call at all (a pod update that changes
+  nothing relevant, a service with one changed endpoint among a thousand);
+- cleanup deletes exactly what exists and is no longer desired, by uuid, in dependency order;
+- a full resync bumps the epoch, so each object is verified against Contrail once again
+  (drift repaired). Objects made while that memory was lost are found by GC.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import redis
@@ -17,48 +22,68 @@ from contrail.client import ContrailClient
 from contrail.ensure import delete_if_exists, ensure
 from tasks.model import Obj, delete_rank
 
+EPOCH = "ckm:epoch"
+
 
 @dataclass
 class Applied:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+def fingerprint(obj: Obj) -> str:
+    text = json.dumps([obj.body(), obj.annotations], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 class AppliedSet:
-    """The Contrail objects (type/uuid) one key has made and not yet deleted."""
+    """The Contrail objects one key has written: "type/uuid" -> "fingerprint:epoch"."""
 
     def __init__(self, client: redis.Redis, key: str):
         self.redis, self.name = client, f"ckm:applied:{key}"
 
-    def members(self) -> set[tuple[str, str]]:
-        return {tuple(m.split("/", 1)) for m in self.redis.smembers(self.name)}
+    def entries(self) -> dict[tuple[str, str], str]:
+        return {tuple(k.split("/", 1)): v for k, v in self.redis.hgetall(self.name).items()}
 
     def __contains__(self, address: tuple[str, str]) -> bool:
-        return bool(self.redis.sismember(self.name, "/".join(address)))
+        return bool(self.redis.hexists(self.name, "/".join(address)))
 
-    def add(self, address: tuple[str, str]) -> None:
-        self.redis.sadd(self.name, "/".join(address))
+    def record(self, address: tuple[str, str], stamp: str) -> None:
+        self.redis.hset(self.name, "/".join(address), stamp)
 
     def remove(self, address: tuple[str, str]) -> None:
-        self.redis.srem(self.name, "/".join(address))
+        self.redis.hdel(self.name, "/".join(address))
+
+
+def current_epoch(client: redis.Redis) -> str:
+    return str(client.get(EPOCH) or 0)
 
 
 def apply(client: ContrailClient, desired: list[Obj], applied: AppliedSet) -> Applied:
     """Delete what the key made and no longer wants (first: a replaced object may hold the
     name its successor needs), then create or update the desired objects in order."""
     result = Applied()
-    known = applied.members()
+    known = applied.entries()
+    epoch = current_epoch(applied.redis)
     wanted = {obj.address for obj in desired}
-    for type_, uuid in sorted(known - wanted, key=lambda a: delete_rank(a[0])):
+    for type_, uuid in sorted(set(known) - wanted, key=lambda a: delete_rank(a[0])):
         if delete_if_exists(client, type_, uuid):
             result.deleted.append(uuid)
         applied.remove((type_, uuid))
     for obj in desired:
+        stamp = f"{fingerprint(obj)}:{epoch}"
+        if known.get(obj.address) == stamp:
+            result.unchanged += 1
+            continue
         outcome = ensure(client, obj.type, obj.body(), annotations=obj.annotations,
                          create_only=obj.create_only)
-        if obj.address not in known:
-            applied.add(obj.address)
+        applied.record(obj.address, stamp)
         if outcome.action == "created":
             result.created.append(obj.uuid)
         elif outcome.action == "updated":

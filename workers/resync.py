@@ -21,6 +21,7 @@ from contrail.errors import ContrailError
 from tasks.fanout import own_keys, store_coordinates
 from tasks.model import DELETE_ORDER
 from watcher.store import DesiredStore
+from workers.apply import EPOCH
 from workers.context import Context
 from workers.dispatch import enqueue
 from workers.reconcilers import CLUSTER_KEY
@@ -47,6 +48,9 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
                     kind, namespace, name))
         for key in keys:
             counts[key.split("/", 1)[0]] += 1
+        if not kinds:
+            # a new epoch: every key's next run verifies its objects against Contrail again
+            context.redis.incr(EPOCH)
         enqueue(app, context.queue, keys, resync=True)
         if not kinds:
             counts["gc-deleted"] = len(collect_garbage(context.contrail, context.store,
