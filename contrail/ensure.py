@@ -14,6 +14,14 @@ from typing import Any
 from contrail.client import ContrailClient
 from contrail.errors import AlreadyExists, NotFound
 
+
+class Taken(AlreadyExists):
+    """The name is held by another object (another uuid) that ensure must not adopt."""
+
+    def __init__(self, message: str, holder: dict):
+        super().__init__(message)
+        self.holder = holder
+
 IDENTITY = ("uuid", "fq_name", "parent_type", "parent_uuid", "annotations")
 
 
@@ -87,10 +95,12 @@ def differences(desired: dict, actual: dict) -> dict[str, Any]:
 
 def ensure(client: ContrailClient, type_: str, desired: dict, *,
            annotations: dict[str, str] | None = None,
-           create_only: dict | None = None) -> Ensured:
+           create_only: dict | None = None, adopt: bool = True) -> Ensured:
     """Create `desired` (which carries its uuid) or bring the existing object in line.
 
-    `create_only` fields go into the create body but are never compared or updated."""
+    `create_only` fields go into the create body but are never compared or updated. When the
+    name is held by an object with another uuid, `adopt` takes that object over (objects made
+    by upstream kube-manager, for a migration); otherwise `Taken` is raised."""
     body = {**desired, **(create_only or {})}
     if annotations:
         body["annotations"] = as_annotations(annotations)
@@ -99,6 +109,9 @@ def ensure(client: ContrailClient, type_: str, desired: dict, *,
     except AlreadyExists:
         pass
     actual = _find(client, type_, desired)
+    if not adopt and desired.get("uuid") and actual["uuid"] != desired["uuid"]:
+        raise Taken(f"{type_} {':'.join(desired['fq_name'])} is held by {actual['uuid']}, "
+                    f"not {desired['uuid']}", actual)
     changes = differences(desired, actual)
     if changes:
         client.update(type_, actual["uuid"], changes)

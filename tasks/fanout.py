@@ -1,32 +1,84 @@
 """Which keys a Kubernetes change affects (pure; the watcher and resync both use it).
 
-`own_keys` are the keys an object has by itself (a namespace -> `namespace/<name>`).
-`affected_keys` adds the keys of *other* objects whose desired state reads this one, from
-the old and the new projection, so a change that moves an object between groups
-reaches both the group it left and the one it joined.
+`own_keys` are the keys an object has by itself (a pod -> its port, its egress FIP, its app
+network). `affected_keys` adds the keys of *other* objects whose desired state reads this one,
+from both the old and the new projection, so a change that moves an object between groups
+reaches the group it left and the one it joined:
+  Namespace isolation changed -> every pod's port and FIP, every ingress of the namespace
+  Service changed             -> its members, and the ingresses that route to it
+  EndpointSlice changed       -> the members of its service (old and new)
+  Node added                  -> the ports of the pods on it (their vrouter link)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Protocol
+
+from tasks.ingress import backend_services
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
-
-# kind -> (namespace, name, projection) -> keys
-_OWN: dict[str, Callable[[str, str, dict | None], list[str]]] = {
-    "Namespace": lambda ns, name, p: [f"namespace/{name}"],
-}
+APP_LABEL = "opencontrail.org/name"
 
 
-def own_keys(kind: str, namespace: str, name: str, projection: dict | None) -> list[str]:
-    rule = _OWN.get(kind)
-    return rule(namespace, name, projection) if rule else []
+class Lookup(Protocol):
+    """Read access to the desired-state store (see watcher.store.DesiredStore)."""
+
+    def in_namespace(self, kind: str, namespace: str) -> list[tuple[str, dict]]: ...
+
+    def items(self, kind: str) -> Iterator[tuple[str, str, dict]]: ...
 
 
-def affected_keys(kind: str, namespace: str, name: str, old: dict | None,
-                  new: dict | None) -> list[str]:
-    keys = own_keys(kind, namespace, name, new if new is not None else old)
+def _pod_keys(namespace: str, name: str, pod: dict | None, app_label: str) -> list[str]:
+    keys = [f"port/{namespace}/{name}", f"fip/{namespace}/{name}"]
+    app = ((pod or {}).get("labels") or {}).get(app_label)
+    if app:
+        keys.append(f"appnet/{namespace}/{app}")
+    return keys
+
+
+def own_keys(kind: str, namespace: str, name: str, projection: dict | None, *,
+             app_label: str = APP_LABEL) -> list[str]:
+    if kind == "Namespace":
+        return [f"namespace/{name}"]
+    if kind == "Pod":
+        return _pod_keys(namespace, name, projection, app_label)
+    if kind == "Service":
+        return [f"service/{namespace}/{name}", f"members/{namespace}/{name}"]
+    if kind == "EndpointSlice":
+        service = (projection or {}).get("service")
+        return [f"members/{namespace}/{service}"] if service else []
+    if kind == "Ingress":
+        return [f"ingress/{namespace}/{name}"]
+    return []
+
+
+def affected_keys(kind: str, namespace: str, name: str, old: dict | None, new: dict | None,
+                  lookup: Lookup | None = None, *, app_label: str = APP_LABEL) -> list[str]:
+    keys = own_keys(kind, namespace, name, new if new is not None else old,
+                    app_label=app_label)
+    if kind == "Pod" and old is not None and new is not None:
+        keys += _pod_keys(namespace, name, old, app_label)  # the app network it left
+    elif kind == "EndpointSlice" and old is not None:
+        keys += own_keys(kind, namespace, name, old)
+    if lookup is not None:
+        keys += _dependents(kind, namespace, name, old, new, lookup, app_label)
     return list(dict.fromkeys(keys))
+
+
+def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> list[str]:
+    keys: list[str] = []
+    if kind == "Namespace" and (old or {}).get("annotations") != (new or {}).get("annotations"):
+        for pod, projection in lookup.in_namespace("Pod", name):
+            keys += _pod_keys(name, pod, projection, app_label)
+        keys += [f"ingress/{name}/{i}" for i, _ in lookup.in_namespace("Ingress", name)]
+    elif kind == "Service":
+        keys += [f"ingress/{namespace}/{i}" for i, ingress in lookup.in_namespace(
+            "Ingress", namespace) if name in backend_services(ingress)]
+    elif kind == "Node" and old is None:
+        keys += [f"port/{ns}/{pod}" for ns, pod, p in lookup.items("Pod")
+                 if p.get("node") == name]
+    return keys
 
 
 def store_coordinates(kind: str, namespace: str, name: str) -> tuple[str, str, str]:

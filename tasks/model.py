@@ -39,6 +39,9 @@ class Obj:
     # Fields set at creation only: another key owns them afterwards (a VMI's security groups
     # belong to "recompute SGs"), so later runs of this key must not compare or reset them.
     create_only: dict[str, Any] = field(default_factory=dict)
+    # Take over a namesake with another uuid (objects made by upstream, for a migration)?
+    # Not for objects whose uuid carries meaning (a VM's uuid is its pod's uid).
+    adopt: bool = True
 
     def body(self) -> dict[str, Any]:
         """The update body (annotations travel separately, see contrail.ensure)."""

@@ -7,6 +7,7 @@ delete can name every object a Kubernetes object could own without listing anyth
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 NAMESPACE = uuid.UUID("6f1d3c1e-9a0b-5a43-8f5e-2c6b7d0e4a11")  # ckm's own uuid5 namespace
@@ -19,6 +20,11 @@ def object_uuid(cluster: str, kind: str, k8s_uid: str, role: str) -> str:
 def cluster_uuid(cluster: str, role: str) -> str:
     """For cluster-wide objects that no Kubernetes object owns (IPAMs, cluster-network)."""
     return str(uuid.uuid5(NAMESPACE, f"{cluster}/Cluster/{role}"))
+
+
+def short_hash(text: str) -> str:
+    """8 hex digits naming something whose natural name is too free-form (an ingress path)."""
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def project_name(cluster: str, namespace: str) -> str:

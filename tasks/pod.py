@@ -75,7 +75,8 @@ def vm(settings: Settings, namespace: str, name: str, uid: str) -> Obj:
     # uuid = the pod uid: the vrouter CNI finds the pod's port through it.
     return Obj("virtual-machine", uid, (f"{settings.cluster_name}__{namespace}__{name}",),
                props={"server_type": "container"},
-               annotations=naming.owner(settings.cluster_name, KIND, namespace, name, uid))
+               annotations=naming.owner(settings.cluster_name, KIND, namespace, name, uid),
+               adopt=False)
 
 
 def vmi_uuid(settings: Settings, uid: str) -> str:

@@ -154,12 +154,14 @@ class Reflector:
         namespace, _, name = self._field(obj).partition("/")
         old = self.store.get(self.kind, namespace, name)
         if self.store.put(self.kind, namespace, name, projection):
-            self._enqueue(affected_keys(self.kind, namespace, name, old, projection), False)
+            self._enqueue(affected_keys(self.kind, namespace, name, old, projection,
+                                        self.store), False)
 
     def remove(self, namespace: str, name: str) -> None:
         old = self.store.delete(self.kind, namespace, name)
         if old is not None:
-            self._enqueue(affected_keys(self.kind, namespace, name, old, None), True)
+            self._enqueue(affected_keys(self.kind, namespace, name, old, None, self.store),
+                          True)
 
     def _enqueue(self, keys: list[str], urgent: bool) -> None:
         if keys:

@@ -11,7 +11,7 @@ from celery import Celery, signals
 from config.celeryconfig import celery_options
 from workers import context as contexts
 from workers import reconcilers  # noqa: F401  (registers the syncs)
-from workers.dispatch import send
+from workers.dispatch import enqueue, send
 from workers.engine import run_key
 from workers.syncs import SYNCS
 
@@ -27,9 +27,17 @@ def _send(keys: list[str]) -> None:
     send(app, keys)
 
 
+def _dispatch(keys: list[str]) -> None:
+    context = contexts.current()
+    enqueue(app, context.queue, keys)
+
+
 def _make_task(task_name: str):
     def run(key: str) -> str:
-        return run_key(contexts.current(), key, _send, raise_failures=True)
+        context = contexts.current()
+        if context.dispatch is None:
+            context.dispatch = _dispatch
+        return run_key(context, key, _send, raise_failures=True)
 
     run.__name__ = run.__qualname__ = task_name.rsplit(".", 1)[-1]
     run.__doc__ = f"Reconcile one key with {task_name} (argument: the key string)."

@@ -82,7 +82,7 @@ def apply(client: ContrailClient, desired: list[Obj], applied: AppliedSet) -> Ap
             result.unchanged += 1
             continue
         outcome = ensure(client, obj.type, obj.body(), annotations=obj.annotations,
-                         create_only=obj.create_only)
+                         create_only=obj.create_only, adopt=obj.adopt)
         applied.record(obj.address, stamp)
         if outcome.action == "created":
             result.created.append(obj.uuid)

@@ -6,9 +6,11 @@ Built once per process on first use and shared by its threads (every member is t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+import kubernetes.client
 import redis
 
 from config.loading import load
@@ -23,6 +25,21 @@ from workers.queue import KeyQueue
 @dataclass
 class Context:
     settings: Settings
+    # Set by the process that runs reconciles: enqueue keys (dependents of a finished sync).
+    dispatch: Callable[[list[str]], None] | None = None
+
+    def enqueue(self, keys: list[str]) -> None:
+        if keys and self.dispatch is not None:
+            self.dispatch(keys)
+
+    @cached_property
+    def kube(self) -> kubernetes.client.ApiClient | None:
+        """The Kubernetes API, for events and status write-back; None when not configured."""
+        if not (self.settings.kube_url or self.settings.kubeconfig):
+            return None
+        from watcher.kubeapi import api_client
+
+        return api_client(self.settings)
 
     @cached_property
     def redis(self) -> redis.Redis:

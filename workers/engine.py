@@ -92,6 +92,7 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     except BadInput as exc:
         outcome, error = "bad-input", exc
         _record(context, key, exc, permanent=True)
+        _tell_kubernetes(context, key, exc)
     except Exception as exc:  # transient by policy: Contrail down, NotReady, conflicts, bugs
         outcome, error = ("not-ready" if isinstance(exc, NotReady) else "error"), exc
         attempts = _record(context, key, exc, permanent=False)
@@ -110,6 +111,16 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
             f"retrying in {retry_in:.2f}s"
         raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error
     return outcome
+
+
+def _tell_kubernetes(context: Context, key: str, exc: Exception) -> None:
+    """A Kubernetes Event on the object, so `kubectl describe` shows what to fix."""
+    if context.kube is None:
+        return
+    from workers.kube import post_event
+
+    parsed = Key.parse(key)
+    post_event(context.kube, parsed.kind, parsed.namespace, parsed.name, str(exc))
 
 
 def _log_run(context: Context, key: str, outcome: str, started: float) -> None:

@@ -1,18 +1,32 @@
 """The thin per-kind glue: read the key's inputs from the store, compute, apply.
 
 Each function is registered under its key kind and Celery task name. Logic lives in `tasks/`
-(pure) and writing in `workers.apply`; these functions only connect the two.
+(pure) and writing in `workers.apply`; these functions only connect the two, check that what
+they depend on exists (another key's applied memory, no Contrail call) and enqueue the keys
+that depend on what they made.
 """
 
 from __future__ import annotations
 
 from tasks import cluster, namespace
 from tasks.keys import Key
+from tasks.model import Obj
+from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.syncs import register
 
 CLUSTER_KEY = "cluster/bootstrap"
+
+
+def require(ctx: Context, key: str, obj: Obj, what: str) -> None:
+    """NotReady unless the key that owns `obj` has made it."""
+    if obj.address not in AppliedSet(ctx.redis, key):
+        raise NotReady(f"{what} does not exist yet (waiting for {key})")
+
+
+def require_project(ctx: Context, ns: str) -> None:
+    require(ctx, f"namespace/{ns}", namespace.project(ctx.settings, ns), f"project of {ns!r}")
 
 
 @register("cluster", "ckm.bootstrap_cluster", "ckm.namespace")
@@ -23,7 +37,15 @@ def bootstrap_cluster(ctx: Context, key: Key) -> None:
 @register("namespace", "ckm.sync_namespace", "ckm.namespace")
 def sync_namespace(ctx: Context, key: Key) -> None:
     projection = ctx.store.get("Namespace", "", key.name)
-    apply(ctx.contrail, namespace.desired(ctx.settings, key.name, projection),
-          AppliedSet(ctx.redis, str(key)))
+    result = apply(ctx.contrail, namespace.desired(ctx.settings, key.name, projection),
+                   AppliedSet(ctx.redis, str(key)))
     if projection is None:
         ctx.store.forget_tombstone("Namespace", "", key.name)
+    elif result.created:
+        # pods and ingresses that arrived before their namespace can proceed now
+        ctx.enqueue([f"port/{key.name}/{p}" for p in ctx.store.names("Pod", key.name)]
+                    + [f"ingress/{key.name}/{i}" for i in ctx.store.names("Ingress", key.name)])
+
+
+# The other kinds register themselves on import.
+from workers import sync_pods, sync_services  # noqa: E402,F401

@@ -1,0 +1,151 @@
+"""Pod keys: `port/ns/pod` (VM, VMI, instance-ip, vrouter link), `fip/ns/pod` (egress floating
+IP) and `appnet/ns/app` (the app network, made with its first pod, removed with its last)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from contrail.ensure import Taken, annotations_of, delete_if_exists
+from contrail.errors import NotFound
+from tasks import pod
+from tasks.keys import Key
+from tasks.outcomes import NotReady
+from tasks.security import default_groups
+from workers.apply import AppliedSet, apply
+from workers.context import Context
+from workers.reconcilers import require, require_project
+from workers.syncs import register
+
+VROUTERS = "ckm:vrouters"  # node name -> virtual-router uuid (they never change)
+
+
+def _pod(ctx: Context, key: Key) -> dict | None:
+    projection = ctx.store.get("Pod", key.namespace, key.name)
+    return projection if pod.managed(ctx.settings, key.namespace, projection) else None
+
+
+def _placement(ctx: Context, key: Key, projection: dict) -> pod.Placement:
+    ns = ctx.store.get("Namespace", "", key.namespace)
+    if ns is None:
+        raise NotReady(f"namespace {key.namespace!r} not seen yet")
+    place = pod.placement(ctx.settings, key.namespace, projection, ns)
+    require_project(ctx, key.namespace)
+    if place.kind == "app":
+        require(ctx, f"appnet/{key.namespace}/{place.app}", place.network,
+                f"app network {place.app}-vn")
+    elif place.kind == "isolated":
+        require(ctx, f"namespace/{key.namespace}", place.network,
+                f"isolated network {key.namespace}-vn")
+    return place
+
+
+@register("port", "ckm.sync_pod_port", "ckm.pod")
+def sync_pod_port(ctx: Context, key: Key) -> None:
+    """Create/update the pod's port: VM (uuid = pod uid), VMI, instance-ip, vrouter link."""
+    projection = _pod(ctx, key)
+    applied = AppliedSet(ctx.redis, str(key))
+    link = f"ckm:vrlink:{key}"
+    if projection is None:
+        _unlink_vrouter(ctx, link)
+        apply(ctx.contrail, [], applied)
+        ctx.store.forget_tombstone("Pod", key.namespace, key.name)
+        return
+    place = _placement(ctx, key, projection)
+    objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place,
+                            default_groups(ctx.settings))
+    if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
+        _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
+    try:
+        result = apply(ctx.contrail, objs, applied)
+    except Taken as exc:
+        _purge_previous_pod(ctx, key, exc)
+        result = apply(ctx.contrail, objs, applied)
+    if result.created and place.needs_fip:
+        ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
+    _link_vrouter(ctx, link, projection["node"], projection["uid"])
+
+
+def _link_vrouter(ctx: Context, link: str, node: str, vm_uuid: str) -> None:
+    """virtual-router -> virtual-machine ref, once the node's vrouter has registered."""
+    if ctx.redis.get(link) == f"{node}:{vm_uuid}":
+        return
+    vrouter = ctx.redis.hget(VROUTERS, node)
+    if vrouter is None:
+        try:
+            vrouter = ctx.contrail.fq_name_to_id(
+                "virtual-router", ["default-global-system-config", node])
+        except NotFound:
+            raise NotReady(f"the vrouter of node {node!r} has not registered yet") from None
+        ctx.redis.hset(VROUTERS, node, vrouter)
+    ctx.contrail.ref_update("virtual-router", vrouter, "virtual-machine", vm_uuid, "ADD")
+    ctx.redis.set(link, f"{node}:{vm_uuid}")
+
+
+def _unlink_vrouter(ctx: Context, link: str) -> None:
+    """The ref must go before the VM can be deleted."""
+    recorded = ctx.redis.get(link)
+    if not recorded:
+        return
+    node, _, vm_uuid = recorded.partition(":")
+    vrouter = ctx.redis.hget(VROUTERS, node)
+    if vrouter:
+        with contextlib.suppress(NotFound):
+            ctx.contrail.ref_update("virtual-router", vrouter, "virtual-machine", vm_uuid,
+                                    "DELETE")
+    ctx.redis.delete(link)
+
+
+def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
+    """The pod was re-created under the same name while ckm was down: the old incarnation's
+    objects (found by its VM's annotations) go, so the new ones can take their names."""
+    notes = annotations_of(ctx.contrail.read("virtual-machine", exc.holder["uuid"]))
+    if (notes.get("owner"), notes.get("cluster"), notes.get("kind"), notes.get("namespace"),
+            notes.get("name")) != ("k8s", ctx.settings.cluster_name, "Pod", key.namespace,
+                                   key.name):
+        raise exc  # not ours: never delete somebody else's object
+    old_uid = exc.holder["uuid"]
+    old_port = pod.vmi_uuid(ctx.settings, old_uid)
+    delete_if_exists(ctx.contrail, "floating-ip", pod.egress_fip(
+        ctx.settings, key.namespace, key.name, old_uid).uuid)
+    for iip in ctx.contrail.list("instance-ip", back_ref_id=old_port):
+        delete_if_exists(ctx.contrail, "instance-ip", iip["uuid"])
+    for vrouter in ctx.contrail.read("virtual-machine", old_uid, back_refs=True).get(
+            "virtual_router_back_refs") or []:
+        ctx.contrail.ref_update("virtual-router", vrouter["uuid"], "virtual-machine", old_uid,
+                                "DELETE")
+    delete_if_exists(ctx.contrail, "virtual-machine-interface", old_port)
+    delete_if_exists(ctx.contrail, "virtual-machine", old_uid)
+
+
+@register("fip", "ckm.attach_fip", "ckm.pod")
+def attach_fip(ctx: Context, key: Key) -> None:
+    """The egress floating IP of a pod on an app or isolated network."""
+    projection = _pod(ctx, key)
+    applied = AppliedSet(ctx.redis, str(key))
+    wanted = []
+    if projection is not None:
+        place = pod.placement(ctx.settings, key.namespace, projection,
+                              ctx.store.get("Namespace", "", key.namespace))
+        if place.needs_fip:
+            port = pod.vmi(ctx.settings, key.namespace, key.name, projection["uid"],
+                           place.network, ())
+            require(ctx, f"port/{key.namespace}/{key.name}", port, "the pod's port")
+            wanted = [pod.egress_fip(ctx.settings, key.namespace, key.name, projection["uid"])]
+    apply(ctx.contrail, wanted, applied)
+
+
+@register("appnet", "ckm.sync_app_network", "ckm.pod")
+def sync_app_network(ctx: Context, key: Key) -> None:
+    """`<app>-vn`: exists while some managed pod of the namespace carries the app label."""
+    ns, app = key.namespace, key.name
+    label = ctx.settings.app_label
+    users = [name for name, p in ctx.store.in_namespace("Pod", ns)
+             if (p.get("labels") or {}).get(label) == app
+             and pod.managed(ctx.settings, ns, p)]
+    wanted = [pod.app_network(ctx.settings, ns, app)] if users else []
+    if wanted:
+        pod.app_name(ctx.settings, {"labels": {label: app}})  # bad names fail here too
+        require_project(ctx, ns)
+    result = apply(ctx.contrail, wanted, AppliedSet(ctx.redis, str(key)))
+    if result.created:
+        ctx.enqueue([f"port/{ns}/{name}" for name in users])
