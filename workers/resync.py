@@ -72,6 +72,14 @@ def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
     return not uid or projection.get("uid") == uid
 
 
+def unlink_vrouters(client: ContrailClient, vm_uuid: str) -> None:
+    """vrouters refer to the VMs of their pods; the refs must go before the VM can."""
+    vm = client.read("virtual-machine", vm_uuid, back_refs=True)
+    for vrouter in vm.get("virtual_router_back_refs") or []:
+        client.ref_update("virtual-router", vrouter["uuid"], "virtual-machine", vm_uuid,
+                          "DELETE")
+
+
 def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -> list[str]:
     """Delete owned objects whose Kubernetes object is gone; returns the deleted uuids."""
     if any(store.resource_version(kind) is None for kind in KINDS):
@@ -85,6 +93,8 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -
                     or notes.get("kind") == "Cluster" or _alive(store, notes)):
                 continue
             try:
+                if type_ == "virtual-machine":
+                    unlink_vrouters(client, item["uuid"])
                 if delete_if_exists(client, type_, item["uuid"]):
                     deleted.append(item["uuid"])
                     log.info("GC deleted %s %s", type_, ":".join(item["fq_name"]))

@@ -14,6 +14,7 @@ from tasks.security import default_groups
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import require, require_project
+from workers.resync import unlink_vrouters
 from workers.syncs import register
 
 VROUTERS = "ckm:vrouters"  # node name -> virtual-router uuid (they never change)
@@ -109,10 +110,7 @@ def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
         ctx.settings, key.namespace, key.name, old_uid).uuid)
     for iip in ctx.contrail.list("instance-ip", back_ref_id=old_port):
         delete_if_exists(ctx.contrail, "instance-ip", iip["uuid"])
-    for vrouter in ctx.contrail.read("virtual-machine", old_uid, back_refs=True).get(
-            "virtual_router_back_refs") or []:
-        ctx.contrail.ref_update("virtual-router", vrouter["uuid"], "virtual-machine", old_uid,
-                                "DELETE")
+    unlink_vrouters(ctx.contrail, old_uid)
     delete_if_exists(ctx.contrail, "virtual-machine-interface", old_port)
     delete_if_exists(ctx.contrail, "virtual-machine", old_uid)
 

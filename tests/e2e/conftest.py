@@ -28,6 +28,12 @@ class System:
     stack: object
     kube: object
     api: kubernetes.client.ApiClient
+    watcher: Watcher
+    watcher_thread: threading.Thread
+
+    def stop_watcher(self) -> None:
+        self.watcher.stop.set()
+        self.watcher_thread.join(10)
 
     @property
     def core(self) -> kubernetes.client.CoreV1Api:
@@ -60,7 +66,7 @@ def make_system(celery_stack, kube_emulator_factory):
         thread = threading.Thread(target=watcher.run, daemon=True)
         thread.start()
         started.append((watcher, thread))
-        return System(stack, kube, kube.api_client())
+        return System(stack, kube, kube.api_client(), watcher, thread)
 
     yield make
     for watcher, thread in started:

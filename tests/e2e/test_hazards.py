@@ -1,0 +1,155 @@
+"""Ordering hazards, skipped pods, public addresses, bad input, and a restart that missed
+deletes and re-creations (uid change, GC)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from tasks import naming
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_translation import pod_body, running_ip
+from watcher.main import Watcher
+from workers.dispatch import enqueue
+from workers.reconcilers import CLUSTER_KEY
+from workers.resync import resync
+
+pytestmark = pytest.mark.integration
+
+
+def vm_exists(contrail, uid):
+    return bool(contrail.list("virtual-machine", obj_uuids=[uid]))
+
+
+def test_pods_before_their_namespace_and_endpoints_before_their_service(celery_stack):
+    stack = celery_stack
+    stack.start_worker()
+    store = stack.context.store
+    uid = str(uuid.uuid4())
+    store.put("Pod", "late-ns", "p", {"uid": uid, "labels": {}, "annotations": {}, "node": "",
+                                     "host_network": False, "ports": [], "finished": False})
+    store.put("Pod", "late-ns", "p", {"uid": uid, "labels": {}, "annotations": {},
+                                     "node": "n1", "host_network": False, "ports": [],
+                                     "finished": False})
+    store.put("EndpointSlice", "late-ns", "svc-abc", {
+        "uid": "s1", "labels": {}, "service": "svc", "ports": [
+            {"name": "", "port": 80, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.47.255.200"], "ready": True, "pod": "p",
+                       "pod_uid": uid}]})
+    stack.enqueue([CLUSTER_KEY, "port/late-ns/p", "members/late-ns/svc"])
+    wait_for(lambda: stack.context.failures.attempts("port/late-ns/p") > 0,
+             what="port waiting for its namespace")
+    store.put("Namespace", "", "late-ns", {"uid": "n", "labels": {}, "annotations": {}})
+    store.put("Service", "late-ns", "svc", {
+        "uid": str(uuid.uuid4()), "labels": {}, "annotations": {}, "type": "ClusterIP",
+        "cluster_ip": "10.96.0.50", "external_ips": [], "selector": {"app": "x"},
+        "ports": [{"name": "", "port": 80, "protocol": "TCP", "target_port": 80}]})
+    stack.enqueue(["namespace/late-ns", "service/late-ns/svc"])
+    contrail = stack.context.contrail
+    contrail.create("virtual-router", {"fq_name": ["default-global-system-config", "n1"],
+                                       "parent_type": "global-system-config"})
+    stack.wait_idle(timeout=60)
+    assert vm_exists(contrail, uid)
+    members = contrail.list("loadbalancer-member", detail=True)
+    assert [m["loadbalancer_member_properties"]["address"] for m in members] == [
+        "10.47.255.200"]
+    assert stack.context.failures.all() == []
+
+
+def test_host_network_and_unmanaged_pods_get_no_port(system):
+    system.core.create_namespaced_pod("default", {**pod_body("hostnet"), "spec": {
+        "hostNetwork": True, "containers": [{"name": "c", "image": "x"}]}})
+    system.core.create_namespaced_pod("kube-system", pod_body("coredns"))
+    system.stack.wait_idle()
+    for ns, name in (("default", "hostnet"), ("kube-system", "coredns")):
+        uid = system.core.read_namespaced_pod(name, ns).metadata.uid
+        assert not vm_exists(system.contrail, uid)
+
+
+@pytest.fixture
+def public_pool(celery_stack):
+    contrail = celery_stack.context.contrail
+    ipam = contrail.fq_name_to_id("network-ipam", ["default-domain", "default-project",
+                                                   "default-network-ipam"])
+    contrail.create("virtual-network", {
+        "fq_name": ["default-domain", "default-project", "public"], "parent_type": "project",
+        "network_ipam_refs": [{"to": ["default-domain", "default-project",
+                                      "default-network-ipam"], "uuid": ipam,
+                               "attr": {"ipam_subnets": [{"subnet": {
+                                   "ip_prefix": "192.0.2.0", "ip_prefix_len": 24}}]}}]})
+    contrail.create("floating-ip-pool", {
+        "fq_name": ["default-domain", "default-project", "public", "public-pool"],
+        "parent_type": "virtual-network"})
+    return "default-domain:default-project:public:public-pool"
+
+
+def test_public_addresses_and_bad_external_ip(make_system, public_pool):
+    system = make_system(CKM_PUBLIC_FIP_POOL=public_pool)
+    system.core.create_namespaced_service("default", {"metadata": {"name": "lb"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "lb"}, "ports": [{"port": 80}]}})
+    system.core.create_namespaced_service("default", {"metadata": {"name": "ext"}, "spec": {
+        "externalIPs": ["192.0.2.10"], "selector": {"app": "ext"}, "ports": [{"port": 80}]}})
+    system.core.create_namespaced_service("default", {"metadata": {"name": "bad"}, "spec": {
+        "externalIPs": ["198.51.100.7"], "selector": {"app": "bad"}, "ports": [{"port": 80}]}})
+    lb_status = wait_for(lambda: system.core.read_namespaced_service_status(
+        "lb", "default").status.load_balancer.ingress, what="LoadBalancer status")
+    assert lb_status[0].ip.startswith("192.0.2.")
+    ext_status = wait_for(lambda: system.core.read_namespaced_service_status(
+        "ext", "default").status.load_balancer.ingress, what="externalIP status")
+    assert [i.ip for i in ext_status] == ["192.0.2.10"]
+    failure = wait_for(lambda: system.stack.context.failures.get("service/default/bad"))
+    assert failure.permanent and "outside the public pool" in failure.error
+    events = wait_for(lambda: [e for e in system.core.list_namespaced_event("default").items
+                               if e.involved_object.name == "bad"], what="an Event")
+    assert events[0].type == "Warning" and "198.51.100.7" in events[0].message
+
+
+def test_restart_after_missed_deletes_and_recreations(make_system):
+    system = make_system()
+    stack, core = system.stack, system.core
+    for name in ("gone", "reborn"):
+        core.create_namespaced_pod("default", pod_body(name))
+    for name in ("gone", "reborn"):
+        wait_for(lambda n=name: running_ip(system, "default", n), what=f"{name} Running")
+    stack.wait_idle()
+    old = {n: core.read_namespaced_pod(n, "default").metadata.uid for n in ("gone", "reborn")}
+    # ckm goes down and loses its Redis; meanwhile one pod is deleted, one re-created
+    system.stop_watcher()
+    for proc in stack.workers:
+        stack.kill(proc)
+    stack.workers.clear()
+    stack.context.redis.flushdb()
+    core.delete_namespaced_pod("gone", "default")
+    core.delete_namespaced_pod("reborn", "default")
+    wait_for(lambda: "reborn" not in [p.metadata.name for p in
+                                      core.list_namespaced_pod("default").items])
+    core.create_namespaced_pod("default", pod_body("reborn"))
+    new_uid = core.read_namespaced_pod("reborn", "default").metadata.uid
+    # ckm comes back: a new watcher (fresh store) and a new worker
+    stack.start_worker(CKM_KUBE_URL=system.kube.url)
+
+    def push(keys, urgent):
+        enqueue(stack.app, stack.context.queue, keys, urgent=urgent)
+
+    watcher = Watcher(system.kube.api_client(), stack.context.store, push,
+                      bootstrap_keys=[CLUSTER_KEY], lease_seconds=1, identity="second-life")
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: vm_exists(stack.context.contrail, new_uid), what="new VM")
+        wait_for(lambda: running_ip(system, "default", "reborn"), what="reborn Running")
+        assert not vm_exists(stack.context.contrail, old["reborn"])
+        wait_for(lambda: all(stack.context.store.resource_version(k) for k in (
+            "Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Ingress",
+            "Node")), what="every kind listed")
+        stack.wait_idle()
+        assert vm_exists(stack.context.contrail, old["gone"])   # nobody knew about it ...
+        resync(stack.context, stack.app)                       # ... until GC
+        assert not vm_exists(stack.context.contrail, old["gone"])
+        port = naming.object_uuid("k8s", "Pod", old["gone"], "vmi")
+        assert not stack.context.contrail.list("virtual-machine-interface", obj_uuids=[port])
+    finally:
+        watcher.stop.set()
+        thread.join(10)
