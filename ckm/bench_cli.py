@@ -127,3 +127,104 @@ def bench_contrail_emulator(
         url = procs.contrail()
         typer.echo(json.dumps(run(url, seconds=seconds, concurrency=concurrency,
                                   processes=processes), indent=2))
+
+
+def _counts(url: str) -> dict:
+    return httpx.get(f"{url}/_emulator/counters").json()
+
+
+@bench_app.command("cluster")
+def bench_cluster(
+    pods: Annotated[int, typer.Option(help="Pods to create")] = 200,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    nodes: Annotated[int, typer.Option(help="Simulated nodes")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The whole pipeline (kube emulator with nodes -> watcher -> workers -> Contrail
+    emulator): Contrail calls per pod ADD, per service ADD and per endpoint change."""
+    import kubernetes.client
+
+    from ckm.processes import Processes, free_port, wait_until
+    from config.settings import Settings
+    from workers import context as contexts
+    from workers.app import configure
+
+    with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
+        broker = procs.redis()
+        contrail = procs.contrail()
+        kubeconfig = Path(tmp) / "kubeconfig"
+        kube = procs.kube(free_port(), kubeconfig, "--contrail-url", contrail,
+                          "--nodes", str(nodes))
+        context = contexts.Context(Settings(broker_url=broker, contrail_urls=[contrail]))
+        contexts.install(context)
+        celery_app = configure(context.settings)
+        env = {"CKM_BROKER_URL": broker, "CKM_CONTRAIL_URLS": contrail, "CKM_KUBE_URL": kube,
+               "CKM_LOG_LEVEL": "WARNING"}
+        for i in range(workers):
+            procs.ckm(f"worker-{i}", "worker", "--name", f"bench{i}@%h", env=env)
+        wait_until(lambda: len(celery_app.control.ping(timeout=0.5)) >= workers, "workers",
+                   timeout=60)
+        procs.ckm("watcher", "watcher", env=env)
+        conf = kubernetes.client.Configuration()
+        conf.host = kube
+        core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(conf))
+        wait_until(lambda: context.store.resource_version("Pod") is not None, "watcher")
+        _wait_idle(context, 120)
+        core.create_namespace({"metadata": {"name": "bench"}})
+        _wait_idle(context, 60)
+
+        def running() -> int:
+            return sum(p.status.phase == "Running"
+                       for p in core.list_namespaced_pod("bench").items)
+
+        results = []
+
+        def phase(name: str, count: int, action, done) -> None:
+            httpx.post(f"{contrail}/_emulator/counters/reset").raise_for_status()
+            started = time.perf_counter()
+            action()
+            wait_until(done, name, timeout=900)
+            _wait_idle(context, 900)
+            elapsed = time.perf_counter() - started
+            counted = _counts(contrail)
+            results.append({"phase": name, "objects": count, "seconds": round(elapsed, 2),
+                            "contrail_calls": counted["total"],
+                            "calls_per_object": round(counted["total"] / count, 2),
+                            "calls_by_operation": counted["by_operation"]})
+
+        def create_pods() -> None:
+            for i in range(pods):
+                core.create_namespaced_pod("bench", {
+                    "metadata": {"name": f"p{i:05d}", "labels": {"app": "bench"}},
+                    "spec": {"containers": [{"name": "c", "image": "x",
+                                             "ports": [{"containerPort": 80}]}]}})
+
+        phase("pod ADD", pods, create_pods, lambda: running() == pods)
+        def endpoints() -> int:
+            return sum(len(p.get("endpoints") or []) for _, p in
+                       context.store.in_namespace("EndpointSlice", "bench"))
+
+        phase("service ADD", 1, lambda: core.create_namespaced_service("bench", {
+            "metadata": {"name": "web"}, "spec": {"selector": {"app": "bench"},
+                                                  "ports": [{"port": 80}]}}),
+            lambda: endpoints() == pods)
+        phase("endpoint change", 1, lambda: core.patch_namespaced_pod(
+            "p00000", "bench", {"metadata": {"labels": {"app": "elsewhere"}}}),
+            lambda: endpoints() == pods - 1)
+
+        def unrelated_change():
+            core.patch_namespaced_pod("p00001", "bench",
+                                      {"metadata": {"annotations": {"note": "x"}}})
+            time.sleep(1.0)  # let the event reach the watcher (it changes nothing it stores)
+
+        phase("pod update, nothing relevant", 1, unrelated_change, lambda: True)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    table = Table("phase", "objects", "seconds", "Contrail calls", "calls/object",
+                  "by operation", title=f"ckm bench cluster ({pods} pods, {workers} workers)")
+    for r in results:
+        table.add_row(r["phase"], str(r["objects"]), str(r["seconds"]),
+                      str(r["contrail_calls"]), str(r["calls_per_object"]),
+                      ", ".join(f"{k} {v}" for k, v in r["calls_by_operation"].items()))
+    out.print(table)
