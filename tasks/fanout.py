@@ -8,14 +8,20 @@ reaches the group it left and the one it joined:
   Service changed             -> its members, and the ingresses that route to it
   EndpointSlice changed       -> the members of its service (old and new)
   Node added                  -> the ports of the pods on it (their vrouter link)
+  Namespace labels changed    -> the security groups of its pods (namespaceSelector peers)
+  NetworkPolicy changed       -> the groups of every pod it selects or peers, old and new
+  Pod labels/ports changed    -> its groups; policies with named ports re-resolve
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Protocol
 
 from tasks.ingress import backend_services
+from tasks.outcomes import BadInput
+from tasks.policy import parse_policy
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
 APP_LABEL = "opencontrail.org/name"
@@ -30,7 +36,7 @@ class Lookup(Protocol):
 
 
 def _pod_keys(namespace: str, name: str, pod: dict | None, app_label: str) -> list[str]:
-    keys = [f"port/{namespace}/{name}", f"fip/{namespace}/{name}"]
+    keys = [f"port/{namespace}/{name}", f"fip/{namespace}/{name}", f"sgs/{namespace}/{name}"]
     app = ((pod or {}).get("labels") or {}).get(app_label)
     if app:
         keys.append(f"appnet/{namespace}/{app}")
@@ -50,6 +56,8 @@ def own_keys(kind: str, namespace: str, name: str, projection: dict | None, *,
         return [f"members/{namespace}/{service}"] if service else []
     if kind == "Ingress":
         return [f"ingress/{namespace}/{name}"]
+    if kind == "NetworkPolicy":
+        return [f"policy/{namespace}/{name}"]
     return []
 
 
@@ -72,12 +80,48 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
         for pod, projection in lookup.in_namespace("Pod", name):
             keys += _pod_keys(name, pod, projection, app_label)
         keys += [f"ingress/{name}/{i}" for i, _ in lookup.in_namespace("Ingress", name)]
+    elif kind == "Namespace" and (old or {}).get("labels") != (new or {}).get("labels"):
+        keys += [f"sgs/{name}/{pod}" for pod, _ in lookup.in_namespace("Pod", name)]
+    elif kind == "NetworkPolicy":
+        keys += _policy_pods(namespace, name, old, new, lookup)
+    elif kind == "Pod" and old is not None and new is not None and (
+            old.get("labels") != new.get("labels") or old.get("ports") != new.get("ports")):
+        keys += [f"policy/{ns}/{n}" for ns, n, p in lookup.items("NetworkPolicy")
+                 if _named_ports(p)]
     elif kind == "Service":
         keys += [f"ingress/{namespace}/{i}" for i, ingress in lookup.in_namespace(
             "Ingress", namespace) if name in backend_services(ingress)]
     elif kind == "Node" and old is None:
         keys += [f"port/{ns}/{pod}" for ns, pod, p in lookup.items("Pod")
                  if p.get("node") == name]
+    return keys
+
+
+def _named_ports(projection: dict) -> bool:
+    spec = projection.get("spec") or {}
+    return any(isinstance(port.get("port"), str) and not str(port["port"]).isdigit()
+               for direction in ("ingress", "egress") for r in spec.get(direction) or []
+               for port in r.get("ports") or [])
+
+
+def _policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
+                 lookup: Lookup) -> list[str]:
+    """Pods whose groups a policy change can alter: selected or peered, before or after."""
+    versions = []
+    for projection in (old, new):
+        if projection is not None:
+            with contextlib.suppress(BadInput):  # a malformed version selects nothing
+                versions.append(parse_policy(namespace, name, projection))
+    if not versions:
+        return []
+    ns_labels = {n: (p.get("labels") or {}) for _, n, p in lookup.items("Namespace")}
+    keys = []
+    for pod_ns, pod, projection in lookup.items("Pod"):
+        labels = projection.get("labels") or {}
+        if any(v.selects(pod_ns, labels) or any(
+                peer.matches(v.namespace, pod_ns, labels, ns_labels.get(pod_ns, {}))
+                for peer in v.pod_peers()) for v in versions):
+            keys.append(f"sgs/{pod_ns}/{pod}")
     return keys
 
 

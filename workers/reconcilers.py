@@ -48,4 +48,4 @@ def sync_namespace(ctx: Context, key: Key) -> None:
 
 
 # The other kinds register themselves on import.
-from workers import sync_pods, sync_services  # noqa: E402,F401
+from workers import sync_pods, sync_policy, sync_services  # noqa: E402,F401

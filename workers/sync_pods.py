@@ -10,11 +10,11 @@ from contrail.errors import NotFound
 from tasks import pod
 from tasks.keys import Key
 from tasks.outcomes import NotReady
-from tasks.security import default_groups
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import require, require_project
 from workers.resync import unlink_vrouters
+from workers.sync_policy import pod_group_refs, remember
 from workers.syncs import register
 
 VROUTERS = "ckm:vrouters"  # node name -> virtual-router uuid (they never change)
@@ -52,8 +52,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
     place = _placement(ctx, key, projection)
-    objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place,
-                            default_groups(ctx.settings))
+    groups = pod_group_refs(ctx, key.namespace, projection, only_existing=True)
+    objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place, groups)
     if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
     try:
@@ -61,6 +61,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     except Taken as exc:
         _purge_previous_pod(ctx, key, exc)
         result = apply(ctx.contrail, objs, applied)
+    if any(o.type == "virtual-machine-interface" for o in objs if o.uuid in result.created):
+        remember(ctx, key.namespace, key.name, groups)  # the port was born with these groups
     if result.created and place.needs_fip:
         ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     _link_vrouter(ctx, link, projection["node"], projection["uid"])

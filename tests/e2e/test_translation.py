@@ -212,9 +212,14 @@ def test_ingress_waits_for_its_service_then_writes_its_status(system):
                   what="ingress loadbalancer")[0]
     assert lb["loadbalancer_provider"] == "opencontrail"
     cluster_ip = system.core.read_namespaced_service("late", "default").spec.cluster_ip
-    members = [m["loadbalancer_member_properties"] for m in system.contrail.list(
-        "loadbalancer-member", detail=True) if m["fq_name"][-2].startswith(f"site__{uid}")]
-    assert [(m["address"], m["protocol_port"]) for m in members] == [(cluster_ip, 8000)]
+
+    def members():
+        return [(m["loadbalancer_member_properties"]["address"],
+                 m["loadbalancer_member_properties"]["protocol_port"])
+                for m in system.contrail.list("loadbalancer-member", detail=True)
+                if m["fq_name"][-2].startswith(f"site__{uid}")]
+
+    wait_for(lambda: members() == [(cluster_ip, 8000)], what="ingress member")
     status = wait_for(lambda: system.net.read_namespaced_ingress_status(
         "site", "default").status.load_balancer.ingress, what="ingress status")
     assert status[0].ip.startswith("10.4")

@@ -1,0 +1,347 @@
+"""NetworkPolicy -> security groups, with the exact Kubernetes semantics (contrail-model.md).
+
+Each policy owns:
+- its *policy group* (`<cluster>-np-<policy>`), attached to the pods it selects, holding its
+  ingress rules (peer = source) and egress rules (peer = destination); when ingress ports are
+  named, one variant per way the selected pods resolve those names;
+- one rule-less *peer group* per pod peer (`podSelector` / `namespaceSelector`), attached to
+  the pods that peer matches, so rules name peers by group and pod or label churn changes
+  only VMI -> group refs, never rules; egress to a named port splits a peer group by the
+  number the peer pods resolve it to.
+A pod's group set is the union of the groups of the policies selecting it and the peer groups
+matching it, plus the allow-all group of each direction no policy isolates it in.
+`ipBlock.except` becomes a CIDR set difference: no deny rule is ever emitted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from config.settings import Settings
+from tasks import naming
+from tasks.model import Obj, Ref
+from tasks.namespace import project
+from tasks.outcomes import BadInput
+from tasks.security import ANYWHERE, allow_all_egress, allow_all_ingress, rule
+from tasks.selectors import Selector, parse
+
+KIND = "NetworkPolicy"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+IANA_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Peer:
+    pods: Selector | None
+    namespaces: Selector | None
+    cidrs: tuple[str, ...] = ()
+
+    @property
+    def is_pods(self) -> bool:
+        return not self.cidrs
+
+    def key(self) -> str:
+        return (f"pods[{self.pods.key() if self.pods else '-'}]"
+                f"ns[{self.namespaces.key() if self.namespaces else '-'}]")
+
+    def matches(self, policy_ns: str, pod_ns: str, pod_labels: dict, ns_labels: dict) -> bool:
+        if not self.is_pods:
+            return False
+        if self.namespaces is None:
+            return pod_ns == policy_ns and (self.pods is None or self.pods.matches(pod_labels))
+        return self.namespaces.matches(ns_labels) and (
+            self.pods is None or self.pods.matches(pod_labels))
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    protocol: str
+    port: int | str | None   # None: every port of the protocol
+    end_port: int | None = None
+
+    def resolve(self, ports: dict[tuple[str, str], int]) -> tuple[int, int] | None:
+        """(start, end) for one pod; a named port the pod lacks resolves to None."""
+        if self.port is None:
+            return 0, 65535
+        if isinstance(self.port, str):
+            number = ports.get((self.port, self.protocol))
+            return (number, number) if number else None
+        return self.port, self.end_port or self.port
+
+
+@dataclass(frozen=True)
+class Rule:
+    peers: tuple[Peer, ...] | None  # None: every source/destination
+    ports: tuple[PortSpec, ...]     # empty: every port and protocol
+
+
+@dataclass(frozen=True)
+class Policy:
+    namespace: str
+    name: str
+    uid: str
+    selector: Selector
+    ingress: tuple[Rule, ...] | None  # None: not of type Ingress
+    egress: tuple[Rule, ...] | None
+
+    def selects(self, pod_ns: str, labels: dict) -> bool:
+        return pod_ns == self.namespace and self.selector.matches(labels)
+
+    def pod_peers(self) -> list[Peer]:
+        seen: dict[str, Peer] = {}
+        for rules in (self.ingress or (), self.egress or ()):
+            for r in rules:
+                for peer in r.peers or ():
+                    if peer.is_pods:
+                        seen.setdefault(peer.key(), peer)
+        return list(seen.values())
+
+
+# --- parsing ----------------------------------------------------------------------------------
+def _cidrs(block: dict, where: str) -> tuple[str, ...]:
+    try:
+        base = ipaddress.ip_network(block.get("cidr", ""), strict=False)
+        if base.version != 4:
+            raise ValueError("only IPv4 is supported")
+        nets = [base]
+        for i, text in enumerate(block.get("except") or []):
+            cut = ipaddress.ip_network(text, strict=False)
+            if not cut.subnet_of(base):
+                raise ValueError(f"except[{i}] {text} is not inside {base}")
+            nets = [part for net in nets for part in (
+                net.address_exclude(cut) if cut.subnet_of(net) else
+                ([] if net.subnet_of(cut) else [net]))]
+    except ValueError as exc:
+        raise BadInput(f"{where}.ipBlock: {exc}") from None
+    return tuple(str(n) for n in ipaddress.collapse_addresses(nets))
+
+
+def _peer(entry: dict, where: str) -> Peer:
+    if entry.get("ipBlock") is not None:
+        return Peer(None, None, _cidrs(entry["ipBlock"], where))
+    pods = parse(entry["podSelector"], f"{where}.podSelector") if "podSelector" in entry \
+        else None
+    namespaces = (parse(entry["namespaceSelector"], f"{where}.namespaceSelector")
+                  if "namespaceSelector" in entry else None)
+    if pods is None and namespaces is None:
+        raise BadInput(f"{where}: a peer needs podSelector, namespaceSelector or ipBlock")
+    return Peer(pods, namespaces)
+
+
+def _port(entry: dict, where: str) -> PortSpec:
+    protocol = entry.get("protocol") or "TCP"
+    if protocol not in PROTOCOLS:
+        raise BadInput(f"{where}: protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    port, end = entry.get("port"), entry.get("endPort")
+    if isinstance(port, str) and not port.isdigit():
+        if not IANA_NAME.match(port) or "--" in port:
+            raise BadInput(f"{where}: port name {port!r} is not a valid IANA service name")
+        if end is not None:
+            raise BadInput(f"{where}: endPort needs a numeric port")
+        return PortSpec(protocol, port)
+    if port is not None:
+        port = int(port)
+        if not 1 <= port <= 65535 or (end is not None and not port <= int(end) <= 65535):
+            raise BadInput(f"{where}: port {port}..{end} is out of range")
+    return PortSpec(protocol, port, int(end) if end is not None else None)
+
+
+def _rules(entries: list | None, peer_key: str, where: str) -> tuple[Rule, ...]:
+    out = []
+    for i, entry in enumerate(entries or []):
+        here = f"{where}[{i}]"
+        peers = entry.get(peer_key)
+        out.append(Rule(
+            tuple(_peer(p, f"{here}.{peer_key}[{j}]") for j, p in enumerate(peers))
+            if peers else None,
+            tuple(_port(p, f"{here}.ports[{j}]") for j, p in enumerate(entry.get("ports") or []))))
+    return tuple(out)
+
+
+def parse_policy(namespace: str, name: str, projection: dict) -> Policy:
+    spec = projection.get("spec") or {}
+    types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress")
+                                        else ["Ingress"])
+    unknown = set(types) - {"Ingress", "Egress"}
+    if unknown:
+        raise BadInput(f"spec.policyTypes: unknown {sorted(unknown)}")
+    return Policy(
+        namespace, name, projection.get("uid", ""),
+        parse(spec.get("podSelector") or {}, "spec.podSelector"),
+        _rules(spec.get("ingress"), "from", "spec.ingress") if "Ingress" in types else None,
+        _rules(spec.get("egress"), "to", "spec.egress") if "Egress" in types else None)
+
+
+# --- named ports ------------------------------------------------------------------------------
+def pod_ports(pod: dict) -> dict[tuple[str, str], int]:
+    return {(p["name"], p.get("protocol") or "TCP"): p["port"]
+            for p in pod.get("ports") or [] if p.get("name")}
+
+
+def ingress_resolution(policy: Policy, pod: dict) -> tuple:
+    """How this pod resolves the named ports of the policy's ingress rules."""
+    ports = pod_ports(pod)
+    names = sorted({(s.port, s.protocol) for r in policy.ingress or () for s in r.ports
+                    if isinstance(s.port, str)})
+    return tuple((n, p, ports.get((n, p))) for n, p in names)
+
+
+def egress_named(policy: Policy) -> list[tuple[Peer, PortSpec]]:
+    return [(peer, spec) for r in policy.egress or () for spec in r.ports
+            if isinstance(spec.port, str) for peer in r.peers or () if peer.is_pods]
+
+
+# --- Contrail objects -------------------------------------------------------------------------
+def _group(settings: Settings, policy: Policy, suffix: str, rules: list[dict]) -> Obj:
+    proj = project(settings, policy.namespace)
+    name = f"{settings.cluster_name}-np-{policy.name}{suffix}"
+    return Obj("security-group",
+               naming.object_uuid(settings.cluster_name, KIND, policy.uid, f"group{suffix}"),
+               (*proj.fq_name, name), "project",
+               props={"security_group_entries": {"policy_rule": rules}},
+               annotations=naming.owner(settings.cluster_name, KIND, policy.namespace,
+                                        policy.name, policy.uid))
+
+
+def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str = "") -> Obj:
+    suffix = f"-peer-{naming.short_hash(peer.key() + variant)}"
+    return _group(settings, policy, suffix, [])
+
+
+def _fq(obj: Obj) -> str:
+    return ":".join(obj.fq_name)
+
+
+def _addresses(settings: Settings, policy: Policy, r: Rule, spec: PortSpec | None) -> list:
+    if r.peers is None:
+        return [ANYWHERE]
+    out = []
+    for peer in r.peers:
+        if peer.is_pods:
+            variant = f":{spec.port}/{spec.protocol}" if spec and isinstance(spec.port, str) \
+                else ""
+            out.append({"security_group": _fq(peer_group(settings, policy, peer, variant))})
+        else:
+            for cidr in peer.cidrs:
+                net = ipaddress.IPv4Network(cidr)
+                out.append({"subnet": {"ip_prefix": str(net.network_address),
+                                       "ip_prefix_len": net.prefixlen}})
+    return out
+
+
+def _port_rules(ingress: bool, peers: list, specs, resolve) -> list[dict]:
+    out = []
+    if not specs:
+        return [rule(ingress=ingress, peer=p) for p in peers]
+    for spec in specs:
+        span = resolve(spec)
+        if span is None:
+            continue
+        for peer in peers:
+            out.append(rule(ingress=ingress, peer=peer, protocol=spec.protocol.lower(),
+                            ports={"start_port": span[0], "end_port": span[1]}))
+    return out
+
+
+def policy_rules(settings: Settings, policy: Policy, resolution: tuple) -> list[dict]:
+    named = {(n, p): num for n, p, num in resolution}
+    rules: list[dict] = []
+    for r in policy.ingress or ():
+        rules += _port_rules(True, _addresses(settings, policy, r, None), r.ports,
+                             lambda s: s.resolve(named) if isinstance(s.port, str)
+                             else s.resolve({}))
+    for r in policy.egress or ():
+        for spec in r.ports or (None,):
+            specs = () if spec is None else (spec,)
+            if spec is not None and isinstance(spec.port, str):
+                # one rule per number the peer pods resolve the name to (see peer variants)
+                continue
+            rules += _port_rules(False, _addresses(settings, policy, r, spec), specs,
+                                 lambda s: s.resolve({}))
+    return rules
+
+
+def egress_named_rules(settings: Settings, policy: Policy, numbers: dict) -> list[dict]:
+    """Rules for egress to named ports: `numbers` maps (peer key, name, protocol) to the set of
+    numbers the matching peer pods resolve it to."""
+    rules = []
+    for peer, spec in egress_named(policy):
+        for number in sorted(numbers.get((peer.key(), spec.port, spec.protocol), ())):
+            group = peer_group(settings, policy, peer, f":{spec.port}/{spec.protocol}={number}")
+            rules.append(rule(ingress=False, peer={"security_group": _fq(group)},
+                              protocol=spec.protocol.lower(),
+                              ports={"start_port": number, "end_port": number}))
+    return rules
+
+
+def _resolution_suffix(resolution: tuple) -> str:
+    return f"-{naming.short_hash(repr(resolution))}" if resolution else ""
+
+
+def groups(settings: Settings, policy: Policy, selected: list[dict],
+           peer_numbers: dict) -> list[Obj]:
+    """Every group the policy owns: peer groups first (rules name them), then the policy
+    group variants for the resolutions its selected pods need."""
+    objs = [peer_group(settings, policy, peer) for peer in policy.pod_peers()]
+    for peer, spec in egress_named(policy):
+        for number in sorted(peer_numbers.get((peer.key(), spec.port, spec.protocol), ())):
+            objs.append(peer_group(settings, policy, peer,
+                                   f":{spec.port}/{spec.protocol}={number}"))
+    resolutions = {ingress_resolution(policy, pod) for pod in selected} or {
+        ingress_resolution(policy, {})}
+    extra = egress_named_rules(settings, policy, peer_numbers)
+    for resolution in sorted(resolutions, key=repr):
+        objs.append(_group(settings, policy, _resolution_suffix(resolution),
+                           policy_rules(settings, policy, resolution) + extra))
+    return list({o.uuid: o for o in objs}.values())
+
+
+def peer_numbers(policy: Policy, pods: list[tuple[str, dict, dict]]) -> dict:
+    """(peer key, port name, protocol) -> numbers that matching pods resolve the name to.
+    `pods` is (namespace, pod projection, namespace labels) of every candidate pod."""
+    out: dict = {}
+    for peer, spec in egress_named(policy):
+        for pod_ns, pod, ns_labels in pods:
+            if peer.matches(policy.namespace, pod_ns, pod.get("labels") or {}, ns_labels):
+                number = pod_ports(pod).get((spec.port, spec.protocol))
+                if number:
+                    out.setdefault((peer.key(), spec.port, spec.protocol), set()).add(number)
+    return out
+
+
+def pod_groups(settings: Settings, pod_ns: str, pod: dict, ns_labels: dict,
+               policies: list[Policy]) -> list[tuple[Obj, str | None]]:
+    """The groups one pod's port carries (the "recompute SGs" result), each with the key of
+    the policy that owns it (None for the cluster's allow-all groups)."""
+    labels = pod.get("labels") or {}
+    ports = pod_ports(pod)
+    chosen: list[tuple[Obj, str | None]] = []
+    ingress_isolated = egress_isolated = False
+    for policy in policies:
+        owner = f"policy/{policy.namespace}/{policy.name}"
+        if policy.selects(pod_ns, labels):
+            ingress_isolated |= policy.ingress is not None
+            egress_isolated |= policy.egress is not None
+            chosen.append((_group(settings, policy,
+                                  _resolution_suffix(ingress_resolution(policy, pod)), []),
+                           owner))
+        for peer in policy.pod_peers():
+            if peer.matches(policy.namespace, pod_ns, labels, ns_labels):
+                chosen.append((peer_group(settings, policy, peer), owner))
+        for peer, spec in egress_named(policy):
+            number = ports.get((spec.port, spec.protocol))
+            if number and peer.matches(policy.namespace, pod_ns, labels, ns_labels):
+                chosen.append((peer_group(settings, policy, peer,
+                                          f":{spec.port}/{spec.protocol}={number}"), owner))
+    if not ingress_isolated:
+        chosen.append((allow_all_ingress(settings), None))
+    if not egress_isolated:
+        chosen.append((allow_all_egress(settings), None))
+    unique = {o.uuid: (o, owner) for o, owner in chosen}
+    return [unique[u] for u in sorted(unique)]
+
+
+def refs_of(chosen: list[tuple[Obj, str | None]]) -> tuple[Ref, ...]:
+    return tuple(Ref(o.fq_name, o.uuid) for o, _ in chosen)

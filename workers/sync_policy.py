@@ -1,0 +1,124 @@
+"""NetworkPolicy keys: `policy/ns/name` (the policy's security groups) and `sgs/ns/pod`
+("recompute SGs": the pod port's group refs). Pod and label churn only ever runs the second,
+which costs at most one Contrail call (a PUT of the port's group list), none if unchanged."""
+
+from __future__ import annotations
+
+import json
+
+from tasks import pod, policy
+from tasks.keys import Key
+from tasks.outcomes import BadInput, NotReady
+from workers.apply import AppliedSet, apply
+from workers.context import Context
+from workers.reconcilers import require, require_project
+from workers.syncs import register
+
+_parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
+
+
+def policies(ctx: Context) -> list[policy.Policy]:
+    """Every valid policy in the store; a malformed one is its own key's failed sync and is
+    left out here, so other objects keep syncing."""
+    out = []
+    fingerprints = ctx.store.hashes("NetworkPolicy")
+    missing = [f for f, fp in fingerprints.items() if fp not in _parsed]
+    if missing:
+        projections = ctx.store.get_many("NetworkPolicy", [tuple(f.split("/", 1))
+                                                            for f in missing])
+        for field, projection in zip(missing, projections, strict=True):
+            if projection is None:
+                continue
+            namespace, name = field.split("/", 1)
+            try:
+                _parsed[fingerprints[field]] = policy.parse_policy(namespace, name, projection)
+            except BadInput:
+                _parsed[fingerprints[field]] = None
+    for field in sorted(fingerprints):
+        parsed = _parsed.get(fingerprints[field])
+        if parsed is not None:
+            out.append(parsed)
+    return out
+
+
+def _pods(ctx: Context) -> list[tuple[str, str, dict, dict]]:
+    """(namespace, name, projection, namespace labels) of every managed pod."""
+    labels = {name: (p.get("labels") or {}) for _, name, p in ctx.store.items("Namespace")}
+    return [(ns, name, p, labels.get(ns, {})) for ns, name, p in ctx.store.items("Pod")
+            if pod.managed(ctx.settings, ns, p)]
+
+
+def _candidates(ctx: Context) -> list[tuple[str, dict, dict]]:
+    return [(ns, p, ns_labels) for ns, _, p, ns_labels in _pods(ctx)]
+
+
+@register("policy", "ckm.sync_policy", "ckm.policy")
+def sync_policy(ctx: Context, key: Key) -> None:
+    ns, name = key.namespace, key.name
+    projection = ctx.store.get("NetworkPolicy", ns, name)
+    applied = AppliedSet(ctx.redis, str(key))
+    if projection is None:
+        apply(ctx.contrail, [], applied)
+        ctx.store.forget_tombstone("NetworkPolicy", ns, name)
+        return
+    parsed = policy.parse_policy(ns, name, projection)
+    require_project(ctx, ns)
+    selected = [p for _, p in ctx.store.in_namespace("Pod", ns)
+                if pod.managed(ctx.settings, ns, p) and parsed.selects(ns, p.get("labels") or {})]
+    numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
+               else {})
+    result = apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers),
+                   applied)
+    if result.created:  # pods waiting for these groups can take them now
+        ctx.enqueue(_affected_pods(ctx, parsed))
+
+
+def _affected_pods(ctx: Context, parsed: policy.Policy) -> list[str]:
+    return [f"sgs/{ns}/{name}" for ns, name, p, ns_labels in _pods(ctx)
+            if parsed.selects(ns, p.get("labels") or {}) or any(
+                peer.matches(parsed.namespace, ns, p.get("labels") or {}, ns_labels)
+                for peer in parsed.pod_peers())]
+
+
+def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_existing: bool):
+    """The pod's group refs; with `only_existing`, groups not made yet are left out (the
+    pod's sgs key adds them once their policy key has made them)."""
+    ns = ctx.store.get("Namespace", "", namespace) or {}
+    chosen = policy.pod_groups(ctx.settings, namespace, projection, ns.get("labels") or {},
+                               policies(ctx))
+    ready = []
+    for group, owner in chosen:
+        if owner is not None and group.address not in AppliedSet(ctx.redis, owner):
+            if only_existing:
+                continue
+            raise NotReady(f"security group {group.fq_name[-1]} does not exist yet")
+        ready.append((group, owner))
+    return policy.refs_of(ready)
+
+
+def memo_key(namespace: str, name: str) -> str:
+    return f"ckm:sgs:{namespace}/{name}"
+
+
+def remember(ctx: Context, namespace: str, name: str, refs) -> None:
+    ctx.redis.set(memo_key(namespace, name), json.dumps(sorted(r.uuid for r in refs)))
+
+
+@register("sgs", "ckm.recompute_sgs", "ckm.policy")
+def recompute_sgs(ctx: Context, key: Key) -> None:
+    ns, name = key.namespace, key.name
+    projection = ctx.store.get("Pod", ns, name)
+    if not pod.managed(ctx.settings, ns, projection):
+        ctx.redis.delete(memo_key(ns, name))
+        return
+    place = pod.placement(ctx.settings, ns, projection,
+                          ctx.store.get("Namespace", "", ns))
+    port = pod.vmi(ctx.settings, ns, name, projection["uid"], place.network, ())
+    require(ctx, f"port/{ns}/{name}", port, "the pod's port")
+    refs = pod_group_refs(ctx, ns, projection, only_existing=False)
+    wanted = json.dumps(sorted(r.uuid for r in refs))
+    if ctx.redis.get(memo_key(ns, name)) == wanted:
+        return
+    ctx.contrail.update("virtual-machine-interface", port.uuid, {
+        "security_group_refs": [r.wire(with_attr=False) for r in refs]})
+    ctx.redis.set(memo_key(ns, name), wanted)
