@@ -1,0 +1,241 @@
+"""NetworkPolicy: the compiler's parsing and, as a property, its verdicts.
+
+The property test builds random small clusters and policies, compiles them to security groups
+and port group sets exactly as ckm writes them to Contrail, evaluates reachability on those
+objects with the contract's rules (`tasks.reach`), and compares every verdict with an
+independent, plain reading of the NetworkPolicy spec written here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config.settings import Settings
+from tasks.outcomes import BadInput
+from tasks.policy import groups, parse_policy, peer_numbers, pod_groups, refs_of
+from tasks.reach import Snapshot, evaluate
+from tasks.security import allow_all_egress, allow_all_ingress
+from tasks.selectors import parse
+
+SETTINGS = Settings()
+
+
+# --- parsing --------------------------------------------------------------------------------
+def test_selectors_support_every_operator_anded_with_match_labels():
+    selector = parse({"matchLabels": {"app": "web"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["a", "b"]},
+        {"key": "env", "operator": "NotIn", "values": ["prod"]},
+        {"key": "team", "operator": "Exists"},
+        {"key": "legacy", "operator": "DoesNotExist"}]}, "s")
+    assert selector.matches({"app": "web", "tier": "b", "team": "x"})
+    assert selector.matches({"app": "web", "tier": "a", "team": "x", "env": "dev"})
+    assert not selector.matches({"app": "web", "tier": "c", "team": "x"})
+    assert not selector.matches({"app": "web", "tier": "a", "team": "x", "env": "prod"})
+    assert not selector.matches({"app": "web", "tier": "a"})
+    assert not selector.matches({"app": "web", "tier": "a", "team": "x", "legacy": "1"})
+    assert not selector.matches({"app": "db", "tier": "a", "team": "x"})
+    assert parse({}, "s").matches({"anything": "x"})
+
+
+def test_policy_types_default_like_the_api_server():
+    ingress_only = parse_policy("ns", "p", {"spec": {"podSelector": {}}})
+    assert ingress_only.ingress == () and ingress_only.egress is None
+    both = parse_policy("ns", "p", {"spec": {"podSelector": {}, "egress": [{}]}})
+    assert both.ingress == () and both.egress is not None
+
+
+def test_ip_block_except_is_a_cidr_set_difference():
+    policy = parse_policy("ns", "p", {"spec": {"podSelector": {}, "ingress": [{"from": [
+        {"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.0/26", "10.0.0.128/25"]}}]}]}})
+    assert policy.ingress[0].peers[0].cidrs == ("10.0.0.64/26",)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]}, "ipBlock"),
+    ({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.1.0.0/16"]}}]}]},
+     "not inside"),
+    ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Near", "values": ["x"]}]}},
+     "unknown operator 'Near'"),
+    ({"ingress": [{"ports": [{"port": "Not_A_Name"}]}]}, "not a valid IANA service name"),
+    ({"ingress": [{"ports": [{"port": 80, "protocol": "ICMP"}]}]}, "protocol 'ICMP'"),
+    ({"egress": [{"ports": [{"port": 80, "endPort": 70}]}]}, "out of range"),
+])
+def test_bad_input_names_the_field(spec, message):
+    with pytest.raises(BadInput, match=message):
+        parse_policy("ns", "p", {"spec": {"podSelector": {}, **spec}})
+
+
+# --- the property ---------------------------------------------------------------------------
+LABELS = st.dictionaries(st.sampled_from(["app", "tier"]), st.sampled_from(["a", "b"]),
+                         max_size=2)
+SELECTOR = st.one_of(
+    st.just({}),
+    st.builds(lambda labels: {"matchLabels": labels}, LABELS),
+    st.builds(lambda key, op, values: {"matchExpressions": [
+        {"key": key, "operator": op, **({"values": values} if op in ("In", "NotIn") else {})}]},
+        st.sampled_from(["app", "tier"]), st.sampled_from(["In", "NotIn", "Exists",
+                                                           "DoesNotExist"]),
+        st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2, unique=True)))
+IP_BLOCK = st.sampled_from([
+    {"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/24", "except": ["10.0.0.0/30"]},
+    {"cidr": "10.0.0.4/30"}, {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/29"]}])
+PEER = st.one_of(
+    st.builds(lambda s: {"podSelector": s}, SELECTOR),
+    st.builds(lambda s: {"namespaceSelector": s}, SELECTOR),
+    st.builds(lambda p, n: {"podSelector": p, "namespaceSelector": n}, SELECTOR, SELECTOR),
+    st.builds(lambda b: {"ipBlock": b}, IP_BLOCK))
+PORT = st.one_of(
+    st.builds(lambda n: {"port": n}, st.sampled_from([80, 8080])),
+    st.just({"port": "http"}),
+    st.just({"port": 80, "endPort": 8080}),
+    st.just({"protocol": "UDP", "port": 80}),
+    st.just({"protocol": "UDP"}))
+RULE = st.builds(lambda peers, ports: {**({"peers": peers} if peers is not None else {}),
+                                       **({"ports": ports} if ports else {})},
+                 st.one_of(st.none(), st.lists(PEER, min_size=1, max_size=2)),
+                 st.lists(PORT, max_size=2))
+
+
+def _policy_spec(selector, types, ingress, egress):
+    spec = {"podSelector": selector, "policyTypes": types}
+    if ingress is not None:
+        spec["ingress"] = [{("from" if k == "peers" else k): v for k, v in r.items()}
+                           for r in ingress]
+    if egress is not None:
+        spec["egress"] = [{("to" if k == "peers" else k): v for k, v in r.items()}
+                          for r in egress]
+    return spec
+
+
+POLICY = st.builds(_policy_spec, SELECTOR,
+                   st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]),
+                   st.one_of(st.none(), st.lists(RULE, max_size=2)),
+                   st.one_of(st.none(), st.lists(RULE, max_size=2)))
+CLUSTER = st.fixed_dictionaries({
+    "namespaces": st.fixed_dictionaries({"n1": LABELS, "n2": LABELS}),
+    "pods": st.lists(st.tuples(st.sampled_from(["n1", "n2"]), LABELS,
+                               st.sampled_from([None, 80, 8080])), min_size=2, max_size=4),
+    "policies": st.lists(st.tuples(st.sampled_from(["n1", "n2"]), POLICY), max_size=3),
+})
+
+
+# An independent, plain reading of the NetworkPolicy spec ------------------------------------
+def sel(selector, labels):
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        has, value = e["key"] in labels, labels.get(e["key"])
+        ok = {"In": has and value in e.get("values", []),
+              "NotIn": not has or value not in e.get("values", []),
+              "Exists": has, "DoesNotExist": not has}[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def in_block(ip, block):
+    address = ipaddress.ip_address(ip)
+    return address in ipaddress.ip_network(block["cidr"]) and not any(
+        address in ipaddress.ip_network(x) for x in block.get("except", []))
+
+
+def peer_ok(peer, policy_ns, other, cluster):
+    if "ipBlock" in peer:
+        return in_block(other["ip"], peer["ipBlock"])
+    ns_ok = (sel(peer["namespaceSelector"], cluster["namespaces"][other["ns"]])
+             if "namespaceSelector" in peer else other["ns"] == policy_ns)
+    return ns_ok and sel(peer.get("podSelector", {}), other["labels"])
+
+
+def port_ok(ports, port, protocol, dest, peer_is_block):
+    if not ports:
+        return True
+    for p in ports:
+        if (p.get("protocol") or "TCP") != protocol:
+            continue
+        if "port" not in p:
+            return True
+        if isinstance(p["port"], str):
+            # a named port resolves against the destination pod; never for an ipBlock peer
+            if not peer_is_block and dest["named"] == port:
+                return True
+        elif p["port"] <= port <= p.get("endPort", p["port"]):
+            return True
+    return False
+
+
+def direction_ok(pod, other, port, protocol, cluster, key, rules_key, dest):
+    relevant = [(ns, spec) for ns, spec in cluster["policies"]
+                if key in spec["policyTypes"] and ns == pod["ns"]
+                and sel(spec["podSelector"], pod["labels"])]
+    if not relevant:
+        return True
+    for ns, spec in relevant:
+        for rule in spec.get(rules_key) or []:
+            peers = rule.get("from" if rules_key == "ingress" else "to")
+            if not peers:
+                if port_ok(rule.get("ports"), port, protocol, dest, False):
+                    return True
+                continue
+            for peer in peers:
+                if peer_ok(peer, ns, other, cluster) and port_ok(
+                        rule.get("ports"), port, protocol, dest, "ipBlock" in peer):
+                    return True
+    return False
+
+
+def expected(src, dst, port, protocol, cluster):
+    return (direction_ok(src, dst, port, protocol, cluster, "Egress", "egress", dst)
+            and direction_ok(dst, src, port, protocol, cluster, "Ingress", "ingress", dst))
+
+
+# From the compiler's objects to a Contrail snapshot ------------------------------------------
+def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
+    pods, vn = [], "vn-cluster"
+    for i, (ns, labels, named) in enumerate(cluster["pods"]):
+        pods.append({"ns": ns, "name": f"p{i}", "labels": labels, "named": named,
+                     "ip": f"10.0.0.{i + 2}", "uid": f"uid-{i}",
+                     "ports": [{"name": "http", "port": named, "protocol": "TCP"}]
+                     if named else []})
+    policies = [parse_policy(ns, f"np{i}", {"uid": f"np-{i}", "spec": spec})
+                for i, (ns, spec) in enumerate(cluster["policies"])]
+    candidates = [(p["ns"], p, cluster["namespaces"][p["ns"]]) for p in pods]
+    objects = {"security-group": [], "virtual-machine-interface": [], "instance-ip": []}
+    sgs = [allow_all_ingress(SETTINGS), allow_all_egress(SETTINGS)]
+    for policy in policies:
+        selected = [p for p in pods if policy.selects(p["ns"], p["labels"])]
+        sgs += groups(SETTINGS, policy, selected, peer_numbers(policy, candidates))
+    for group in sgs:
+        objects["security-group"].append({"uuid": group.uuid, "fq_name": list(group.fq_name),
+                                          **group.props})
+    for p in pods:
+        refs = refs_of(pod_groups(SETTINGS, p["ns"], p, cluster["namespaces"][p["ns"]],
+                                  policies))
+        objects["virtual-machine-interface"].append({
+            "uuid": f"vmi-{p['name']}", "virtual_network_refs": [{"uuid": vn}],
+            "security_group_refs": [{"uuid": r.uuid, "to": list(r.to)} for r in refs]})
+        objects["instance-ip"].append({
+            "uuid": f"iip-{p['name']}", "instance_ip_address": p["ip"],
+            "virtual_network_refs": [{"uuid": vn}],
+            "virtual_machine_interface_refs": [{"uuid": f"vmi-{p['name']}"}]})
+    return Snapshot(objects), pods
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CLUSTER)
+def test_contrail_verdicts_equal_the_networkpolicy_spec(cluster):
+    snap, pods = snapshot_of(cluster)
+    for src in pods:
+        for dst in pods:
+            if src is dst:
+                continue
+            for port, protocol in ((80, "TCP"), (8080, "TCP"), (443, "TCP"), (80, "UDP")):
+                verdict = evaluate(snap, f"vmi-{src['name']}", dst["ip"], port,
+                                   protocol.lower(), cluster_network="vn-cluster")
+                assert verdict.allowed == expected(src, dst, port, protocol, cluster), (
+                    src["name"], dst["name"], port, protocol, verdict)
