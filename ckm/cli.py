@@ -86,4 +86,4 @@ def main() -> None:
 
 
 # Subcommand modules register themselves on `app`; imported last because they import it.
-from ckm import bench_cli, emulate_cli, engine_cli  # noqa: E402,F401
+from ckm import bench_cli, emulate_cli, engine_cli, reach_cli  # noqa: E402,F401
