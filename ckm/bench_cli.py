@@ -228,3 +228,102 @@ def bench_cluster(
                       str(r["contrail_calls"]), str(r["calls_per_object"]),
                       ", ".join(f"{k} {v}" for k, v in r["calls_by_operation"].items()))
     out.print(table)
+
+
+@bench_app.command("policy")
+def bench_policy(
+    pods: Annotated[int, typer.Option(help="Pods")] = 10000,
+    policies: Annotated[int, typer.Option(help="NetworkPolicies")] = 1000,
+    namespaces: Annotated[int, typer.Option(help="Namespaces")] = 20,
+    threads: Annotated[int, typer.Option(help="Concurrent runs (in this process)")] = 16,
+) -> None:
+    """Compile time and Contrail calls for many policies over many pods, and for one label
+    change at that size (keys run in-process against a private Contrail emulator)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ckm.processes import Processes
+    from config.settings import Settings
+    from tasks import policy as compiler
+    from tasks.fanout import affected_keys
+    from workers.context import Context
+    from workers.engine import run_key
+    from workers.reconcilers import CLUSTER_KEY
+    from workers.sync_policy import policies as parsed_policies
+
+    def run_all(context, keys):
+        def one(key):
+            outcome = run_key(context, key, lambda _: None)
+            if outcome != "done":
+                raise RuntimeError(f"{key}: {outcome}: {context.failures.get(key)}")
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, keys))
+
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
+        broker, contrail = procs.redis(), procs.contrail()
+        context = Context(Settings(broker_url=broker, contrail_urls=[contrail]))
+        store = context.store
+        run_all(context, [CLUSTER_KEY])
+        for n in range(10):
+            context.contrail.create("virtual-router", {
+                "fq_name": ["default-global-system-config", f"node{n}"],
+                "parent_type": "global-system-config"})
+        names = [f"ns{i:02d}" for i in range(namespaces)]
+        for i, ns in enumerate(names):
+            store.put("Namespace", "", ns, {"uid": ns, "annotations": {},
+                                            "labels": {"team": f"t{i % 5}"}})
+        run_all(context, [f"namespace/{ns}" for ns in names])
+        pod_keys = []
+        for i in range(pods):
+            ns = names[i % namespaces]
+            store.put("Pod", ns, f"p{i:05d}", {
+                "uid": f"00000000-0000-4000-8000-{i:012d}", "annotations": {},
+                "labels": {"app": f"a{i % 50}", "tier": "web" if i % 2 else "db"},
+                "node": f"node{i % 10}", "host_network": False, "finished": False,
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+            pod_keys.append((ns, f"p{i:05d}"))
+        started = time.perf_counter()
+        run_all(context, [f"port/{ns}/{p}" for ns, p in pod_keys])
+        report["ports_created_seconds"] = round(time.perf_counter() - started, 1)
+        for j in range(policies):
+            ns = names[j % namespaces]
+            store.put("NetworkPolicy", ns, f"np{j:04d}", {"uid": f"np-{j}", "spec": {
+                "podSelector": {"matchLabels": {"app": f"a{j % 50}"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {
+                    "app": f"a{(j + 1) % 50}"}}},
+                    {"namespaceSelector": {"matchLabels": {"team": f"t{j % 5}"}}}],
+                    "ports": [{"port": 80}, {"port": "http"}]}]}})
+        started = time.perf_counter()
+        parsed = parsed_policies(context)
+        compiled = sum(len(compiler.groups(context.settings, p, [], {})) for p in parsed)
+        per_pod = [compiler.pod_groups(context.settings, ns, store.get("Pod", ns, p),
+                                       {"team": "t0"}, parsed) for ns, p in pod_keys[:1000]]
+        report["compile_seconds_policies"] = round(time.perf_counter() - started, 2)
+        report["groups"] = compiled
+        report["groups_per_pod_avg"] = round(sum(map(len, per_pod)) / len(per_pod), 1)
+        httpx.post(f"{contrail}/_emulator/counters/reset")
+        started = time.perf_counter()
+        run_all(context, [f"policy/{p.namespace}/{p.name}" for p in parsed])
+        report["policy_sync_seconds"] = round(time.perf_counter() - started, 1)
+        report["policy_sync_calls"] = _counts(contrail)["total"]
+        httpx.post(f"{contrail}/_emulator/counters/reset")
+        started = time.perf_counter()
+        run_all(context, [f"sgs/{ns}/{p}" for ns, p in pod_keys])
+        report["recompute_all_sgs_seconds"] = round(time.perf_counter() - started, 1)
+        report["recompute_all_sgs_calls"] = _counts(contrail)["total"]
+        # one pod's label change
+        ns, name = pod_keys[7]
+        old = store.get("Pod", ns, name)
+        new = {**old, "labels": {**old["labels"], "app": "a33"}}
+        httpx.post(f"{contrail}/_emulator/counters/reset")
+        started = time.perf_counter()
+        store.put("Pod", ns, name, new)
+        keys = affected_keys("Pod", ns, name, old, new, store)
+        fanout_seconds = time.perf_counter() - started
+        run_all(context, keys)
+        report["label_change_keys"] = keys
+        report["label_change_fanout_ms"] = round(fanout_seconds * 1000, 1)
+        report["label_change_seconds"] = round(time.perf_counter() - started, 3)
+        report["label_change_calls"] = _counts(contrail)["by_operation"]
+    typer.echo(json.dumps(report, indent=2))

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from tasks.ingress import backend_services
 from tasks.outcomes import BadInput
-from tasks.policy import parse_policy
+from tasks.policy import egress_named, parse_policy
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
 APP_LABEL = "opencontrail.org/name"
@@ -86,8 +86,7 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
         keys += _policy_pods(namespace, name, old, new, lookup)
     elif kind == "Pod" and old is not None and new is not None and (
             old.get("labels") != new.get("labels") or old.get("ports") != new.get("ports")):
-        keys += [f"policy/{ns}/{n}" for ns, n, p in lookup.items("NetworkPolicy")
-                 if _named_ports(p)]
+        keys += _named_port_policies(namespace, old, new, lookup)
     elif kind == "Service":
         keys += [f"ingress/{namespace}/{i}" for i, ingress in lookup.in_namespace(
             "Ingress", namespace) if name in backend_services(ingress)]
@@ -102,6 +101,29 @@ def _named_ports(projection: dict) -> bool:
     return any(isinstance(port.get("port"), str) and not str(port["port"]).isdigit()
                for direction in ("ingress", "egress") for r in spec.get(direction) or []
                for port in r.get("ports") or [])
+
+
+def _named_port_policies(namespace: str, old: dict, new: dict, lookup: Lookup) -> list[str]:
+    """Policies with named ports that select or peer the pod (before or after): their group
+    variants follow how the pods they touch resolve those names."""
+    ns_labels = next((p.get("labels") or {} for _, n, p in lookup.items("Namespace")
+                      if n == namespace), {})
+    keys = []
+    for ns, name, projection in lookup.items("NetworkPolicy"):
+        if not _named_ports(projection):
+            continue
+        with contextlib.suppress(BadInput):
+            parsed = parse_policy(ns, name, projection)
+            ingress_named = any(isinstance(spec.port, str) for r in parsed.ingress or ()
+                                for spec in r.ports)
+            egress_peers = [peer for peer, _ in egress_named(parsed)]
+            for pod in (old, new):
+                labels = pod.get("labels") or {}
+                if (ingress_named and parsed.selects(namespace, labels)) or any(
+                        peer.matches(ns, namespace, labels, ns_labels) for peer in egress_peers):
+                    keys.append(f"policy/{ns}/{name}")
+                    break
+    return keys
 
 
 def _policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
