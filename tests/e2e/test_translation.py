@@ -235,3 +235,27 @@ def test_ingress_of_another_class_is_ignored(system):
     system.stack.wait_idle()
     uid = system.net.read_namespaced_ingress("nginx-only", "default").metadata.uid
     assert not system.contrail.list("loadbalancer", obj_uuids=[uid])
+
+
+def test_service_type_changes_and_app_label_moves(system):
+    core = system.core
+    core.create_namespaced_pod("default", pod_body("mover"))
+    wait_for(lambda: network_of(system, "default", "mover") == CLUSTER_NET)
+    core.patch_namespaced_pod("mover", "default", {"metadata": {"labels": {
+        "opencontrail.org/name": "blue"}}})
+    wait_for(lambda: network_of(system, "default", "mover") == [
+        "default-domain", "k8s-default", "blue-vn"], what="moved to blue-vn")
+    core.patch_namespaced_pod("mover", "default", {"metadata": {"labels": {
+        "opencontrail.org/name": None}}})
+    wait_for(lambda: network_of(system, "default", "mover") == CLUSTER_NET,
+             what="back on cluster-network")
+    core.create_namespaced_service("default", service_body(
+        "shifty", {"app": "x"}, [{"name": "http", "port": 80}]))
+    svc, _ = wait_for(lambda: lb_state(system, "default", "shifty"))
+    core.patch_namespaced_service("shifty", "default", {"spec": {
+        "type": "ExternalName", "externalName": "example.com", "clusterIP": None,
+        "selector": None}})
+    wait_for(lambda: not system.contrail.list("loadbalancer", obj_uuids=[svc.metadata.uid]),
+             what="ExternalName: loadbalancer removed")
+    system.stack.wait_idle()
+    assert system.stack.context.failures.all() == []

@@ -125,3 +125,24 @@ def test_gc_waits_for_the_first_full_list(context):
             {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
             {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "orphan"}]}})
     assert collect_garbage(context.contrail, context.store, "k8s") == []
+
+
+def test_bootstrap_repairs_what_is_missing_or_wrong(context):
+    assert run(context, CLUSTER_KEY)[0] == "done"
+    contrail = context.contrail
+    ipam = contrail.fq_name_to_id("network-ipam", ["default-domain", "k8s-default",
+                                                   "k8s-pod-ipam"])
+    network = contrail.fq_name_to_id("virtual-network", ["default-domain", "k8s-default",
+                                                         "cluster-network"])
+    contrail.update("network-ipam", ipam, {"ipam_subnets": {"subnets": []}})
+    contrail.ref_update("virtual-network", network, "network-ipam",
+                        contrail.fq_name_to_id("network-ipam", [
+                            "default-domain", "k8s-default", "k8s-service-ipam"]), "DELETE")
+    assert run(context, CLUSTER_KEY)[0] == "done"   # remembered as applied: no calls ...
+    assert contrail.read("network-ipam", ipam)["ipam_subnets"]["subnets"] == []
+    context.redis.incr("ckm:epoch")                 # ... until a full resync verifies
+    assert run(context, CLUSTER_KEY)[0] == "done"
+    subnets = contrail.read("network-ipam", ipam)["ipam_subnets"]["subnets"]
+    assert [s["subnet"]["ip_prefix"] for s in subnets] == ["10.32.0.0"]
+    refs = contrail.read("virtual-network", network)["network_ipam_refs"]
+    assert sorted(r["to"][-1] for r in refs) == ["k8s-pod-ipam", "k8s-service-ipam"]
