@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -52,14 +53,28 @@ def root(
     ctx.obj = {"config": config, "flags": _parse_sets(set_)}
 
 
+def _local_stack_env() -> dict[str, str]:
+    """Settings of a stack `ckm up` runs in the state dir, as the lowest-priority layer."""
+    from pathlib import Path
+
+    from ckm.stack import running_stack
+
+    info = running_stack(Path(os.environ.get("CKM_STATE_DIR", ".ckm")))
+    return info.env() if info else {}
+
+
 def loaded_settings(ctx: typer.Context, **flags) -> Loaded:
-    """The effective settings for a command; a bad configuration stops here with one message."""
+    """The effective settings for a command; a bad configuration stops here with one message.
+    With no URLs configured, a stack started by `ckm up` (in CKM_STATE_DIR, default .ckm) is
+    used."""
     obj = ctx.find_root().obj or {}
     sets = obj.get("flags", {})
     merged = {**sets, **{k: v for k, v in flags.items() if v is not None}}
     labels = {key: f"--set {key}" for key in sets}
+    environ = {**_local_stack_env(), **os.environ}
     try:
-        return load(config_file=obj.get("config"), flags=merged, flag_labels=labels)
+        return load(config_file=obj.get("config"), flags=merged, flag_labels=labels,
+                    environ=environ)
     except ConfigError as exc:
         err.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -86,4 +101,11 @@ def main() -> None:
 
 
 # Subcommand modules register themselves on `app`; imported last because they import it.
-from ckm import bench_cli, emulate_cli, engine_cli, reach_cli  # noqa: E402,F401
+from ckm import (  # noqa: E402,F401
+    bench_cli,
+    emulate_cli,
+    engine_cli,
+    reach_cli,
+    status_cli,
+    up_cli,
+)

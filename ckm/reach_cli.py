@@ -53,7 +53,8 @@ class Cluster:
             namespace, _, name = target[4:].partition("/")
             project = [self.settings.domain, f"{self.settings.cluster_name}-{namespace}"]
             for lb in self.snap.of("loadbalancer"):
-                if lb["fq_name"][:2] == project and lb["fq_name"][-1].startswith(f"{name}__"):
+                if (lb["fq_name"][:2] == project and lb["fq_name"][-1].startswith(f"{name}__")
+                        and lb.get("loadbalancer_provider") == "native"):
                     return lb["loadbalancer_properties"]["vip_address"]
             raise typer.BadParameter(f"no loadbalancer for service {target[4:]}")
         if "/" in target:

@@ -18,6 +18,7 @@ from watcher.reflector import Reflector
 from watcher.store import DesiredStore
 
 log = logging.getLogger("ckm.watcher")
+LEADER_KEY = "ckm:leader"
 
 
 class Watcher:
@@ -55,6 +56,9 @@ class Watcher:
                 self.last_tick = time.monotonic()
                 leader = self.elector.step()
                 metrics.LEADER.set(1 if leader else 0)
+                if leader:  # for `ckm status`: who leads, seen without a Kubernetes call
+                    self.store.redis.set(LEADER_KEY, self.identity,
+                                         ex=max(2, int(self.renew_seconds * 3)))
                 if leader and not self.reflectors:
                     self._start()
                 elif not leader and self.reflectors:

@@ -87,6 +87,7 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     try:
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
+        _observe_latency(context, key, sync.kind)
         if context.failures.clear(key):
             log.info("key %s recovered", key)
     except BadInput as exc:
@@ -111,6 +112,16 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
             f"retrying in {retry_in:.2f}s"
         raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error
     return outcome
+
+
+def _observe_latency(context: Context, key: str, kind: str) -> None:
+    """Kubernetes change observed -> Contrail written, for the histogram by kind."""
+    from workers.dispatch import SINCE
+
+    since = context.redis.hget(SINCE, key)
+    if since:
+        context.redis.hdel(SINCE, key)
+        metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(since)))
 
 
 def _tell_kubernetes(context: Context, key: str, exc: Exception) -> None:

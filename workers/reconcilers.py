@@ -14,9 +14,9 @@ from tasks.model import Obj
 from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
-from workers.syncs import register
+from workers.syncs import CLUSTER_KEY, register
 
-CLUSTER_KEY = "cluster/bootstrap"
+__all__ = ["CLUSTER_KEY", "require", "require_project"]
 
 
 def require(ctx: Context, key: str, obj: Obj, what: str) -> None:

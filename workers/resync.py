@@ -24,7 +24,8 @@ from watcher.store import DesiredStore
 from workers.apply import EPOCH
 from workers.context import Context
 from workers.dispatch import enqueue
-from workers.reconcilers import CLUSTER_KEY
+from workers.syncs import CLUSTER_KEY
+from workers.vrouters import unlink_vrouters
 
 log = logging.getLogger("ckm.resync")
 LOCK = "ckm:resync:lock"
@@ -70,14 +71,6 @@ def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
         return store.tombstone(kind, namespace, name) is not None
     uid = notes.get("k8s_uid")
     return not uid or projection.get("uid") == uid
-
-
-def unlink_vrouters(client: ContrailClient, vm_uuid: str) -> None:
-    """vrouters refer to the VMs of their pods; the refs must go before the VM can."""
-    vm = client.read("virtual-machine", vm_uuid, back_refs=True)
-    for vrouter in vm.get("virtual_router_back_refs") or []:
-        client.ref_update("virtual-router", vrouter["uuid"], "virtual-machine", vm_uuid,
-                          "DELETE")
 
 
 def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -> list[str]:

@@ -13,9 +13,9 @@ from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import require, require_project
-from workers.resync import unlink_vrouters
 from workers.sync_policy import pod_group_refs, remember
 from workers.syncs import register
+from workers.vrouters import unlink_vrouters
 
 VROUTERS = "ckm:vrouters"  # node name -> virtual-router uuid (they never change)
 

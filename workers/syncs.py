@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tasks.keys import Key
 
+CLUSTER_KEY = "cluster/bootstrap"
 URGENT_QUEUE = "ckm.urgent"
 RESYNC_QUEUE = "ckm.resync"
 

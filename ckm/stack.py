@@ -1,0 +1,110 @@
+"""A whole ckm system on one machine: what `ckm up` runs and `ckm demo` uses.
+
+Each part is a child process on loopback, and each may be replaced by a real one: Redis
+(`--broker`), Kubernetes (`--kubeconfig`), Contrail (`--contrail-url`). The running stack is
+described in `<state dir>/stack.json`, which other `ckm` commands read when no URLs are
+configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ckm.processes import Processes, free_port, wait_until
+
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class StackInfo:
+    kube_url: str
+    contrail_url: str
+    broker_url: str
+    kubeconfig: str
+    flower_url: str | None = None
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)
+
+    def env(self) -> dict[str, str]:
+        """The settings every ckm process of this stack runs with."""
+        out = {"CKM_BROKER_URL": self.broker_url, "CKM_CONTRAIL_URLS": self.contrail_url,
+               "CKM_KUBECONFIG": self.kubeconfig}
+        if self.kube_url:
+            out["CKM_KUBE_URL"] = self.kube_url
+        return out
+
+    def save(self, state_dir: Path) -> Path:
+        path = state_dir / STACK_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+
+def running_stack(state_dir: Path) -> StackInfo | None:
+    """The stack described in the state dir, if its owner process is still alive."""
+    path = state_dir / STACK_FILE
+    if not path.is_file():
+        return None
+    info = StackInfo(**json.loads(path.read_text()))
+    try:
+        os.kill(info.pid, 0)
+    except OSError:
+        return None
+    return info
+
+
+@dataclass
+class StackOptions:
+    workers: int = 2
+    kube_port: int = 0
+    contrail_port: int = 0
+    flower_port: int | None = 0  # None: no Flower
+    broker: str | None = None
+    kubeconfig: str | None = None  # a real cluster instead of the emulator
+    contrail_url: str | None = None  # a real Contrail instead of the emulator
+    nodes: int = 2
+    beat: bool = True
+    log_level: str = "WARNING"
+
+
+def start(procs: Processes, options: StackOptions) -> StackInfo:
+    """Start every part, wait until each answers, and return where they are."""
+    state = procs.state_dir
+    broker = options.broker or procs.redis()
+    contrail = options.contrail_url or procs.contrail(
+        options.contrail_port, "--state", str(state / "contrail.db"))
+    if options.kubeconfig:
+        kube_url, kubeconfig = "", options.kubeconfig
+    else:
+        kubeconfig = str(state / "kubeconfig")
+        kube_url = procs.kube(options.kube_port or free_port(), Path(kubeconfig),
+                              "--contrail-url", contrail, "--nodes", str(options.nodes))
+    info = StackInfo(kube_url, contrail, broker, kubeconfig)
+    env = {**info.env(), "CKM_LOG_LEVEL": options.log_level, "CKM_STATE_DIR": str(state)}
+    watcher_port = free_port()
+    procs.ckm("watcher", "watcher", "--metrics-port", str(watcher_port), env=env)
+    info.metrics_urls["watcher"] = f"http://127.0.0.1:{watcher_port}/metrics"
+    for i in range(options.workers):
+        port = free_port()
+        procs.ckm(f"worker-{i}", "worker", "--name", f"worker{i}@%h",
+                  env={**env, "CKM_METRICS_PORT": str(port)})
+        info.metrics_urls[f"worker-{i}"] = f"http://127.0.0.1:{port}/metrics"
+    if options.beat:
+        procs.ckm("beat", "beat", env=env)
+    if options.flower_port is not None:
+        port = options.flower_port or free_port()
+        procs.ckm("flower", "flower", "--port", str(port), env=env)
+        info.flower_url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(info.metrics_urls["watcher"].replace(
+        "/metrics", "/readyz")).status_code == 200, "watcher", timeout=60)
+    for name, url in info.metrics_urls.items():
+        wait_until(lambda u=url: httpx.get(u).status_code == 200, name, timeout=60)
+    if info.flower_url:
+        wait_until(lambda: httpx.get(info.flower_url + "/healthcheck").status_code in (
+            200, 401), "flower", timeout=60)
+    info.save(state)
+    return info

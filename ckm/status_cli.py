@@ -1,0 +1,86 @@
+"""`ckm status`: what Flower does not show — keys by state, the leader, the last resync and
+the Contrail API's health — as a table (`--watch` to follow it) or as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ckm.cli import app, loaded_settings
+
+out = Console()
+
+
+def collect(context) -> dict:
+    """One snapshot of the engine's state (Redis reads and one Contrail home-page GET)."""
+    from watcher.main import LEADER_KEY
+    from workers import reconcilers  # noqa: F401  (registers every sync and its queue)
+    from workers.resync import LAST
+    from workers.status import pending
+    from workers.syncs import queues
+
+    r = context.redis
+    depths = context.queue.depths()
+    last = r.get(LAST)
+    failed = context.failures.all()
+    return {
+        "queues": {q: int(r.llen(q)) for q in queues()},
+        "queued_keys": depths.queued,
+        "in_flight": depths.processing,
+        "in_backoff": depths.delayed,
+        "failed": len(failed),
+        "failed_bad_input": sum(f.permanent for f in failed),
+        "pending": pending(context),
+        "leader": r.get(LEADER_KEY),
+        "last_resync": (datetime.fromtimestamp(int(last), UTC).isoformat() if last else None),
+        "contrail_healthy": context.contrail.healthy(),
+        "contrail_urls": context.settings.contrail_urls,
+    }
+
+
+def _table(state: dict) -> Table:
+    table = Table("", "", title="ckm status", show_header=False)
+    for queue, depth in state["queues"].items():
+        table.add_row(f"queue {queue}", str(depth))
+    rows = (("keys queued", state["queued_keys"]), ("in flight", state["in_flight"]),
+            ("in backoff", state["in_backoff"]),
+            ("failed syncs", f"{state['failed']} ({state['failed_bad_input']} bad input)"),
+            ("watcher leader", state["leader"] or "[red]none[/]"),
+            ("last resync", state["last_resync"] or "never"),
+            ("Contrail API", "[green]healthy[/]" if state["contrail_healthy"]
+             else "[red]unreachable[/]"))
+    for label, value in rows:
+        table.add_row(label, str(value))
+    return table
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh every second")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Queue depth per queue, in flight, in backoff, failed, leader, last resync, Contrail."""
+    from workers.context import Context
+
+    context = Context(loaded_settings(ctx).settings)
+    if as_json:
+        typer.echo(json.dumps(collect(context), indent=2))
+        return
+    if not watch:
+        out.print(_table(collect(context)))
+        return
+    with Live(_table(collect(context)), console=out, refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(1)
+                live.update(_table(collect(context)))
+        except KeyboardInterrupt:
+            pass

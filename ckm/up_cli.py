@@ -1,0 +1,104 @@
+"""`ckm up` runs the whole system locally; `ckm demo` runs the design walkthrough on it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ckm.cli import app
+
+out = Console()
+
+StateDir = Annotated[Path, typer.Option("--state-dir", help="Where logs, state and "
+                                        "stack.json live")]
+
+
+def _options(**kw):
+    from ckm.stack import StackOptions
+
+    return StackOptions(**{k: v for k, v in kw.items() if v is not None})
+
+
+@app.command()
+def up(
+    state_dir: StateDir = Path(".ckm"),
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    kube_port: Annotated[int, typer.Option(help="Kubernetes emulator port (0: any)")] = 0,
+    contrail_port: Annotated[int, typer.Option(help="Contrail emulator port (0: any)")] = 0,
+    flower_port: Annotated[int, typer.Option(help="Flower port (0: any)")] = 5555,
+    broker: Annotated[str | None, typer.Option(help="Use this Redis instead of a private one")
+                      ] = None,
+    kubeconfig: Annotated[str | None, typer.Option(
+        help="Use this real cluster instead of the Kubernetes emulator")] = None,
+    contrail_url: Annotated[str | None, typer.Option(
+        help="Use this real Contrail API instead of the emulator")] = None,
+    nodes: Annotated[int, typer.Option(help="Simulated nodes")] = 2,
+) -> None:
+    """Run everything on this machine until Ctrl-C: Redis, both emulators, the watcher,
+    workers, beat and Flower."""
+    from ckm.processes import Processes
+    from ckm.stack import start
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Processes(state_dir) as procs:
+        with out.status("starting ckm ..."):
+            info = start(procs, _options(workers=workers, kube_port=kube_port,
+                                         contrail_port=contrail_port, flower_port=flower_port,
+                                         broker=broker, kubeconfig=kubeconfig,
+                                         contrail_url=contrail_url, nodes=nodes))
+        out.print(f"[bold green]ckm is up[/] (state in {state_dir}/stack.json)")
+        for label, value in (("kubernetes", info.kube_url or kubeconfig),
+                             ("kubeconfig", info.kubeconfig), ("contrail", info.contrail_url),
+                             ("redis", info.broker_url), ("flower", info.flower_url)):
+            out.print(f"  {label:11} {value}")
+        for name, url in info.metrics_urls.items():
+            out.print(f"  metrics     {url}  ({name})")
+        out.print(f"try: KUBECONFIG={info.kubeconfig} kubectl get pods -A -o wide;  "
+                  "ckm status;  ckm demo")
+        try:
+            while not stop.wait(1.0):
+                dead = [n for n, p in procs.children if p.poll() is not None]
+                if dead:
+                    out.print(f"[red]stopped unexpectedly:[/] {', '.join(dead)} "
+                              f"(see {state_dir}/<name>.log)")
+                    raise typer.Exit(1)
+        except KeyboardInterrupt:
+            pass
+        out.print("stopping ...")
+    (state_dir / "stack.json").unlink(missing_ok=True)
+
+
+@app.command()
+def demo(
+    state_dir: StateDir = Path(".ckm"),
+    workers: Annotated[int, typer.Option(help="Worker processes (when starting a stack)")] = 2,
+    flower: Annotated[bool, typer.Option(help="Also start Flower")] = False,
+) -> None:
+    """The design document's walkthrough, checked end to end; exit 0 only if all holds.
+
+    Uses the stack `ckm up` runs in the state dir, or starts a private one for the run."""
+    import tempfile
+
+    from ckm.demo import run_demo
+    from ckm.processes import Processes
+    from ckm.stack import running_stack, start
+
+    info = running_stack(state_dir)
+    if info is not None:
+        out.print(f"using the running stack in {state_dir}")
+        ok = run_demo(info, out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ckm-demo-") as tmp, \
+                Processes(Path(tmp)) as procs:
+            with out.status("starting a private ckm stack (Redis, emulators, watcher, "
+                            "workers) ..."):
+                info = start(procs, _options(workers=workers,
+                                             flower_port=0 if flower else None, beat=False))
+            ok = run_demo(info, out)
+    raise typer.Exit(0 if ok else 1)
