@@ -4,7 +4,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint demo redis-server clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(BIN)/pytest
+
+# The demo starts a private redis-server; install Debian's when none is on PATH.
+redis-server:
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+demo: venv redis-server
+	$(BIN)/ckm demo
 
 lint: venv
 	$(BIN)/ruff check .
