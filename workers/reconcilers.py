@@ -19,10 +19,23 @@ from workers.syncs import CLUSTER_KEY, register
 __all__ = ["CLUSTER_KEY", "require", "require_project"]
 
 
-def require(ctx: Context, key: str, obj: Obj, what: str) -> None:
-    """NotReady unless the key that owns `obj` has made it."""
+def require(ctx: Context, key: str, obj: Obj, what: str, *, waiter: str | None = None) -> None:
+    """NotReady unless the key that owns `obj` has made it. A `waiter` key is remembered and
+    enqueued by the owner once it has run (see `release_waiters`), instead of waiting out its
+    backoff."""
     if obj.address not in AppliedSet(ctx.redis, key):
+        if waiter:
+            ctx.redis.sadd(f"ckm:waiting:{key}", waiter)
         raise NotReady(f"{what} does not exist yet (waiting for {key})")
+
+
+def release_waiters(ctx: Context, key: str) -> None:
+    """Enqueue the keys that found something of `key` missing."""
+    name = f"ckm:waiting:{key}"
+    waiting = list(ctx.redis.smembers(name))
+    if waiting:
+        ctx.redis.srem(name, *waiting)
+        ctx.enqueue(waiting)
 
 
 def require_project(ctx: Context, ns: str) -> None:

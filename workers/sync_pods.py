@@ -12,7 +12,7 @@ from tasks.keys import Key
 from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
-from workers.reconcilers import require, require_project
+from workers.reconcilers import release_waiters, require, require_project
 from workers.sync_policy import pod_group_refs, remember
 from workers.syncs import register
 from workers.vrouters import unlink_vrouters
@@ -65,6 +65,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         remember(ctx, key.namespace, key.name, groups)  # the port was born with these groups
     if result.created and place.needs_fip:
         ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
+    release_waiters(ctx, str(key))  # its sgs key may have found the port missing
     _link_vrouter(ctx, link, projection["node"], projection["uid"])
 
 

@@ -11,7 +11,7 @@ from tasks.keys import Key
 from tasks.outcomes import BadInput, NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
-from workers.reconcilers import require, require_project
+from workers.reconcilers import release_waiters, require, require_project
 from workers.syncs import register
 
 _parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
@@ -67,20 +67,12 @@ def sync_policy(ctx: Context, key: Key) -> None:
                 if pod.managed(ctx.settings, ns, p) and parsed.selects(ns, p.get("labels") or {})]
     numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
                else {})
-    result = apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers),
-                   applied)
-    if result.created:  # pods waiting for these groups can take them now
-        ctx.enqueue(_affected_pods(ctx, parsed))
+    apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
+    release_waiters(ctx, str(key))  # pods that waited for these groups take them now
 
 
-def _affected_pods(ctx: Context, parsed: policy.Policy) -> list[str]:
-    return [f"sgs/{ns}/{name}" for ns, name, p, ns_labels in _pods(ctx)
-            if parsed.selects(ns, p.get("labels") or {}) or any(
-                peer.matches(parsed.namespace, ns, p.get("labels") or {}, ns_labels)
-                for peer in parsed.pod_peers())]
-
-
-def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_existing: bool):
+def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_existing: bool,
+                   waiter: str | None = None):
     """The pod's group refs; with `only_existing`, groups not made yet are left out (the
     pod's sgs key adds them once their policy key has made them)."""
     ns = ctx.store.get("Namespace", "", namespace) or {}
@@ -91,6 +83,8 @@ def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_exist
         if owner is not None and group.address not in AppliedSet(ctx.redis, owner):
             if only_existing:
                 continue
+            if waiter:
+                ctx.redis.sadd(f"ckm:waiting:{owner}", waiter)
             raise NotReady(f"security group {group.fq_name[-1]} does not exist yet")
         ready.append((group, owner))
     return policy.refs_of(ready)
@@ -114,8 +108,8 @@ def recompute_sgs(ctx: Context, key: Key) -> None:
     place = pod.placement(ctx.settings, ns, projection,
                           ctx.store.get("Namespace", "", ns))
     port = pod.vmi(ctx.settings, ns, name, projection["uid"], place.network, ())
-    require(ctx, f"port/{ns}/{name}", port, "the pod's port")
-    refs = pod_group_refs(ctx, ns, projection, only_existing=False)
+    require(ctx, f"port/{ns}/{name}", port, "the pod's port", waiter=str(key))
+    refs = pod_group_refs(ctx, ns, projection, only_existing=False, waiter=str(key))
     wanted = json.dumps(sorted(r.uuid for r in refs))
     if ctx.redis.get(memo_key(ns, name)) == wanted:
         return
