@@ -188,9 +188,16 @@ def ingress_resolution(policy: Policy, pod: dict) -> tuple:
     return tuple((n, p, ports.get((n, p))) for n, p in names)
 
 
+# "to: everyone" with a named port can only mean pods (a name resolves on a pod).
+ALL_PODS = Peer(Selector(), Selector())
+
+
 def egress_named(policy: Policy) -> list[tuple[Peer, PortSpec]]:
+    """(pod peer, named port spec) of the egress rules: named ports resolve per destination
+    pod, so each becomes peer-group variants by number."""
     return [(peer, spec) for r in policy.egress or () for spec in r.ports
-            if isinstance(spec.port, str) for peer in r.peers or () if peer.is_pods]
+            if isinstance(spec.port, str)
+            for peer in (r.peers if r.peers is not None else (ALL_PODS,)) if peer.is_pods]
 
 
 # --- Contrail objects -------------------------------------------------------------------------
