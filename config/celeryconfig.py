@@ -26,7 +26,9 @@ def celery_options(settings: Settings) -> dict:
         "task_send_sent_event": True,
         # Queues are consumed in the order a worker lists them: urgent first, resync last.
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT,
-                                     "queue_order_strategy": "priority"},
+                                     "queue_order_strategy": "priority",
+                                     # used by a sentinel:// broker URL, ignored otherwise
+                                     "master_name": settings.redis_sentinel_master},
         "beat_schedule": {"resync": {"task": "ckm.resync",
                                      "schedule": settings.resync_interval,
                                      "options": {"queue": "ckm.resync"}}}

@@ -82,7 +82,10 @@ class Settings(BaseSettings):
         0.0, ge=0, description="cluster-wide Contrail calls per second; 0 = unlimited")
 
     # --- queue and engine
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description=(
+        "Redis for the queue and state: redis://host:port/db, or Sentinel as "
+        "sentinel://h1:26379;sentinel://h2:26379/db"))
+    redis_sentinel_master: str = Field("mymaster", description="Sentinel master name")
     max_attempts: int = Field(8, ge=1, description="attempts before a key is a failed sync")
     backoff_base: float = Field(0.05, gt=0, description="first retry delay, seconds")
     backoff_cap: float = Field(300.0, gt=0, description="longest retry delay, seconds")

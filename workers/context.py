@@ -20,6 +20,7 @@ from watcher.store import DesiredStore
 from workers.failures import Failures
 from workers.limits import ContrailGate
 from workers.queue import KeyQueue
+from workers.redis_conn import connect
 
 
 @dataclass
@@ -43,8 +44,7 @@ class Context:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.broker_url, decode_responses=True,
-                                    health_check_interval=30)
+        return connect(self.settings.broker_url, master=self.settings.redis_sentinel_master)
 
     @cached_property
     def queue(self) -> KeyQueue:
