@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,10 @@ def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | No
         time.sleep(0.05)
 
 
+def _terminate(*_) -> None:
+    raise SystemExit(143)
+
+
 class Processes:
     """Child processes started for one run; `close()` (or the context manager) stops them."""
 
@@ -51,6 +56,9 @@ class Processes:
         self.children: list[tuple[str, subprocess.Popen]] = []
 
     def __enter__(self) -> Processes:
+        # SIGTERM must unwind through __exit__ too, or the children outlive us.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -45,8 +45,8 @@ def up(
     from ckm.stack import start
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Processes(state_dir) as procs:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, below
         with out.status("starting ckm ..."):
             info = start(procs, _options(workers=workers, kube_port=kube_port,
                                          contrail_port=contrail_port, flower_port=flower_port,
