@@ -4,23 +4,15 @@ CNI, EndpointSlices) -> watcher thread -> Redis -> `ckm worker` processes -> Con
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import kubernetes.client
 import pytest
 
+from tests.helpers import wait_for  # noqa: F401  (re-exported for the e2e tests)
 from watcher.main import Watcher
 from workers.dispatch import enqueue
 from workers.reconcilers import CLUSTER_KEY
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"{what} not met in time"
-        time.sleep(0.05)
-    return value
 
 
 @dataclass

@@ -9,6 +9,7 @@ import time
 import kubernetes.client
 import pytest
 
+from tests.helpers import wait_for
 from watcher import metrics
 from watcher.kubeapi import list_function
 from watcher.main import Watcher
@@ -18,12 +19,6 @@ from watcher.store import DesiredStore
 pytestmark = pytest.mark.integration
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-    return value
 
 
 class Recorder:

@@ -40,17 +40,18 @@ def counters(stack) -> dict:
     return httpx.get(f"{stack.contrail_url}/_emulator/counters").json()
 
 
-def test_keys_sync_and_many_updates_collapse_into_few_runs(celery_stack):
-    celery_stack.start_worker()
-    celery_stack.enqueue([CLUSTER_KEY])
-    celery_stack.wait_idle()
+def test_keys_sync_and_many_updates_collapse_into_one_run(celery_stack):
+    sent = 0
     for i in range(1000):
         put_namespace(celery_stack, "busy", {"opencontrail.org/note": str(i)})
-        celery_stack.enqueue(["namespace/busy"])
+        sent += celery_stack.enqueue(["namespace/busy"])
+    assert sent == 1                        # one Celery message for 1,000 updates
+    celery_stack.enqueue([CLUSTER_KEY])
+    celery_stack.start_worker()
     celery_stack.wait_idle()
     assert project_exists(celery_stack, "busy")
     busy_runs = [r for r in runs(celery_stack) if r["key"] == "namespace/busy"]
-    assert 1 <= len(busy_runs) <= 10, len(busy_runs)
+    assert [r["outcome"] for r in busy_runs] in (["done"], ["done", "not-ready"])
 
 
 def test_one_key_never_runs_twice_at_once_across_workers(celery_stack):
@@ -82,10 +83,7 @@ def test_a_change_during_a_run_is_not_lost(celery_stack):
     httpx.put(f"{celery_stack.contrail_url}/_emulator/faults", json={"latency_ms": 300})
     put_namespace(celery_stack, "moving")
     celery_stack.enqueue(["namespace/moving"])
-    deadline = time.monotonic() + 10
-    while celery_stack.context.queue.depths().processing == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    celery_stack.wait_running()
     put_namespace(celery_stack, "moving", {"opencontrail.kubernetes.isolated": "true"})
     celery_stack.enqueue(["namespace/moving"])
     celery_stack.wait_idle()
@@ -101,10 +99,7 @@ def test_a_worker_killed_mid_task_loses_nothing(celery_stack):
     httpx.put(f"{celery_stack.contrail_url}/_emulator/faults", json={"latency_ms": 1500})
     put_namespace(celery_stack, "survivor")
     celery_stack.enqueue(["namespace/survivor"])
-    deadline = time.monotonic() + 10
-    while celery_stack.context.queue.depths().processing == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    celery_stack.wait_running()
     celery_stack.kill(first)
     httpx.put(f"{celery_stack.contrail_url}/_emulator/faults", json={"latency_ms": 0})
     celery_stack.start_worker()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.helpers import wait_for
 from workers.limits import BUCKET, ContrailGate
 from workers.queue import KeyQueue
 
@@ -18,12 +19,6 @@ def queue(redis_client):
     return KeyQueue(redis_client)
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-    return value
 
 
 def test_a_key_queued_many_times_is_sent_once(queue):
