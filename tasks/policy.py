@@ -318,36 +318,79 @@ def peer_numbers(policy: Policy, pods: list[tuple[str, dict, dict]]) -> dict:
     return out
 
 
+class PolicyIndex:
+    """Policies arranged so that a pod only looks at the ones that could concern it: those of
+    its namespace (selection, and peers scoped to it) and the namespaceSelector peers whose
+    selector matches its namespace (worked out once per set of namespace labels). Group
+    objects are built once."""
+
+    def __init__(self, settings: Settings, policies: list[Policy]):
+        self.settings = settings
+        self.by_namespace: dict[str, list[Policy]] = {}
+        self.local: dict[str, list[tuple[Peer, Obj, str]]] = {}
+        self.cluster_wide: list[tuple[Peer, Obj, str]] = []
+        self.named: list[tuple[Policy, Peer, PortSpec, str]] = []
+        self._groups: dict[tuple[str, str], Obj] = {}
+        self._by_labels: dict[tuple, list[tuple[Peer, Obj, str]]] = {}
+        for policy in policies:
+            owner = f"policy/{policy.namespace}/{policy.name}"
+            self.by_namespace.setdefault(policy.namespace, []).append(policy)
+            for peer in policy.pod_peers():
+                entry = (peer, peer_group(settings, policy, peer), owner)
+                if peer.namespaces is None:
+                    self.local.setdefault(policy.namespace, []).append(entry)
+                else:
+                    self.cluster_wide.append(entry)
+            self.named += [(policy, peer, spec, owner) for peer, spec in egress_named(policy)]
+
+    def _selection_group(self, policy: Policy, suffix: str) -> Obj:
+        key = (policy.uid or policy.name, suffix)
+        if key not in self._groups:
+            self._groups[key] = _group(self.settings, policy, suffix, [])
+        return self._groups[key]
+
+    def _peers_of_namespace(self, ns_labels: dict) -> list[tuple[Peer, Obj, str]]:
+        key = tuple(sorted(ns_labels.items()))
+        if key not in self._by_labels:
+            self._by_labels[key] = [e for e in self.cluster_wide
+                                    if e[0].namespaces.matches(ns_labels)]
+        return self._by_labels[key]
+
+    def pod_groups(self, pod_ns: str, pod: dict, ns_labels: dict
+                   ) -> list[tuple[Obj, str | None]]:
+        labels = pod.get("labels") or {}
+        chosen: list[tuple[Obj, str | None]] = []
+        ingress_isolated = egress_isolated = False
+        for policy in self.by_namespace.get(pod_ns, ()):
+            if policy.selector.matches(labels):
+                ingress_isolated |= policy.ingress is not None
+                egress_isolated |= policy.egress is not None
+                suffix = _resolution_suffix(ingress_resolution(policy, pod))
+                chosen.append((self._selection_group(policy, suffix),
+                               f"policy/{policy.namespace}/{policy.name}"))
+        for peer, group, owner in [*self.local.get(pod_ns, ()),
+                                   *self._peers_of_namespace(ns_labels)]:
+            if peer.pods is None or peer.pods.matches(labels):
+                chosen.append((group, owner))
+        ports = pod_ports(pod) if self.named else {}
+        for policy, peer, spec, owner in self.named:
+            number = ports.get((spec.port, spec.protocol))
+            if number and peer.matches(policy.namespace, pod_ns, labels, ns_labels):
+                chosen.append((peer_group(self.settings, policy, peer,
+                                          f":{spec.port}/{spec.protocol}={number}"), owner))
+        if not ingress_isolated:
+            chosen.append((allow_all_ingress(self.settings), None))
+        if not egress_isolated:
+            chosen.append((allow_all_egress(self.settings), None))
+        unique = {o.uuid: (o, owner) for o, owner in chosen}
+        return [unique[u] for u in sorted(unique)]
+
+
 def pod_groups(settings: Settings, pod_ns: str, pod: dict, ns_labels: dict,
                policies: list[Policy]) -> list[tuple[Obj, str | None]]:
     """The groups one pod's port carries (the "recompute SGs" result), each with the key of
     the policy that owns it (None for the cluster's allow-all groups)."""
-    labels = pod.get("labels") or {}
-    ports = pod_ports(pod)
-    chosen: list[tuple[Obj, str | None]] = []
-    ingress_isolated = egress_isolated = False
-    for policy in policies:
-        owner = f"policy/{policy.namespace}/{policy.name}"
-        if policy.selects(pod_ns, labels):
-            ingress_isolated |= policy.ingress is not None
-            egress_isolated |= policy.egress is not None
-            chosen.append((_group(settings, policy,
-                                  _resolution_suffix(ingress_resolution(policy, pod)), []),
-                           owner))
-        for peer in policy.pod_peers():
-            if peer.matches(policy.namespace, pod_ns, labels, ns_labels):
-                chosen.append((peer_group(settings, policy, peer), owner))
-        for peer, spec in egress_named(policy):
-            number = ports.get((spec.port, spec.protocol))
-            if number and peer.matches(policy.namespace, pod_ns, labels, ns_labels):
-                chosen.append((peer_group(settings, policy, peer,
-                                          f":{spec.port}/{spec.protocol}={number}"), owner))
-    if not ingress_isolated:
-        chosen.append((allow_all_ingress(settings), None))
-    if not egress_isolated:
-        chosen.append((allow_all_egress(settings), None))
-    unique = {o.uuid: (o, owner) for o, owner in chosen}
-    return [unique[u] for u in sorted(unique)]
+    return PolicyIndex(settings, policies).pod_groups(pod_ns, pod, ns_labels)
 
 
 def refs_of(chosen: list[tuple[Obj, str | None]]) -> tuple[Ref, ...]:

@@ -15,6 +15,16 @@ from workers.reconcilers import release_waiters, require, require_project
 from workers.syncs import register
 
 _parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
+_index: tuple[frozenset, policy.PolicyIndex | None] = (frozenset(), None)
+
+
+def index(ctx: Context) -> policy.PolicyIndex:
+    """The policy index of the current set of policies (rebuilt when any policy changes)."""
+    global _index
+    current = frozenset(ctx.store.hashes("NetworkPolicy").items())
+    if _index[1] is None or _index[0] != current:
+        _index = (current, policy.PolicyIndex(ctx.settings, policies(ctx)))
+    return _index[1]
 
 
 def policies(ctx: Context) -> list[policy.Policy]:
@@ -76,8 +86,7 @@ def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_exist
     """The pod's group refs; with `only_existing`, groups not made yet are left out (the
     pod's sgs key adds them once their policy key has made them)."""
     ns = ctx.store.get("Namespace", "", namespace) or {}
-    chosen = policy.pod_groups(ctx.settings, namespace, projection, ns.get("labels") or {},
-                               policies(ctx))
+    chosen = index(ctx).pod_groups(namespace, projection, ns.get("labels") or {})
     ready = []
     for group, owner in chosen:
         if owner is not None and group.address not in AppliedSet(ctx.redis, owner):
