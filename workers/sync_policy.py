@@ -87,9 +87,15 @@ def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_exist
     pod's sgs key adds them once their policy key has made them)."""
     ns = ctx.store.get("Namespace", "", namespace) or {}
     chosen = index(ctx).pod_groups(namespace, projection, ns.get("labels") or {})
+    owned = [(group, owner) for group, owner in chosen if owner is not None]
+    pipe = ctx.redis.pipeline(transaction=False)  # one round trip for every group's check
+    for group, owner in owned:
+        pipe.hexists(f"ckm:applied:{owner}", "/".join(group.address))
+    made = {group.uuid for (group, _), exists in zip(owned, pipe.execute(), strict=True)
+            if exists}
     ready = []
     for group, owner in chosen:
-        if owner is not None and group.address not in AppliedSet(ctx.redis, owner):
+        if owner is not None and group.uuid not in made:
             if only_existing:
                 continue
             if waiter:
