@@ -136,6 +136,14 @@ def desired(settings: Settings, namespace: str, name: str, ingress: dict | None,
                          "address": address, "protocol_port": port, "weight": 1,
                          "admin_state": True}}, annotations=owner)
         objs += [pool, member]
+    if settings.public_fip_pool_fq_name:
+        # the public address, as for a LoadBalancer service
+        objs.append(Obj("floating-ip", uuid("public-fip"),
+                        (*settings.public_fip_pool_fq_name, f"{namespace}__{name}__ingress"),
+                        "floating-ip-pool",
+                        refs={"virtual_machine_interface_refs": (Ref(vmi.fq_name, vmi.uuid),),
+                              "project_refs": (Ref(proj.fq_name, proj.uuid),)},
+                        annotations=owner))
     return objs
 
 

@@ -146,6 +146,9 @@ def sync_ingress(ctx: Context, key: Key) -> None:
     apply(ctx.contrail, objs, applied)
     if ctx.kube is not None:
         vip = next(o for o in objs if o.type == "instance-ip")
-        address = ctx.contrail.read("instance-ip", vip.uuid,
-                                    fields=["instance_ip_address"])["instance_ip_address"]
-        write_lb_status(ctx.kube, ctx.redis, "Ingress", ns, name, [address])
+        addresses = [ctx.contrail.read("instance-ip", vip.uuid, fields=[
+            "instance_ip_address"])["instance_ip_address"]]
+        addresses += [ctx.contrail.read("floating-ip", o.uuid, fields=[
+            "floating_ip_address"])["floating_ip_address"]
+            for o in objs if o.type == "floating-ip"]
+        write_lb_status(ctx.kube, ctx.redis, "Ingress", ns, name, addresses)

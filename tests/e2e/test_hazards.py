@@ -99,6 +99,13 @@ def test_public_addresses_and_bad_external_ip(make_system, public_pool):
     ext_status = wait_for(lambda: system.core.read_namespaced_service_status(
         "ext", "default").status.load_balancer.ingress, what="externalIP status")
     assert [i.ip for i in ext_status] == ["192.0.2.10"]
+    system.net.create_namespaced_ingress("default", {
+        "metadata": {"name": "public"}, "spec": {"defaultBackend": {
+            "service": {"name": "lb", "port": {"number": 80}}}}})
+    ingress_status = wait_for(lambda: system.net.read_namespaced_ingress_status(
+        "public", "default").status.load_balancer.ingress, what="ingress status")
+    ips = sorted(i.ip for i in ingress_status)
+    assert len(ips) == 2 and any(ip.startswith("192.0.2.") for ip in ips)  # VIP + public
     failure = wait_for(lambda: system.stack.context.failures.get("service/default/bad"))
     assert failure.permanent and "outside the public pool" in failure.error
     events = wait_for(lambda: [e for e in system.core.list_namespaced_event("default").items

@@ -60,12 +60,15 @@ def test_state_and_broker_through_sentinel(sentinel, contrail_url, tmp_path):
     settings = Settings(broker_url=sentinel, redis_sentinel_master="ckm",
                         contrail_urls=[contrail_url])
     context = contexts.Context(settings)
-    contexts.install(context)
-    from workers.app import configure
+    from celery import Celery
+
+    from config.celeryconfig import celery_options
     from workers.dispatch import enqueue
     from workers.reconcilers import CLUSTER_KEY
 
-    app = configure(settings)
+    # a sender of its own: the module's app may hold connections to another test's broker
+    app = Celery("ckm-sentinel-test")
+    app.conf.update(celery_options(settings))
     env = {**os.environ, "CKM_BROKER_URL": sentinel, "CKM_REDIS_SENTINEL_MASTER": "ckm",
            "CKM_CONTRAIL_URLS": contrail_url, "CKM_LOG_LEVEL": "WARNING"}
     worker = subprocess.Popen([sys.executable, "-m", "ckm", "worker", "--concurrency", "2"],
@@ -83,4 +86,3 @@ def test_state_and_broker_through_sentinel(sentinel, contrail_url, tmp_path):
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(20)
-        contexts.install(None)
