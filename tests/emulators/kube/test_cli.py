@@ -1,6 +1,5 @@
 """`python -m emulators.kube` (what `ckm emulate kube` runs) as a real process."""
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from emulators.server import free_port
 from tests.emulators.kube.helpers import wait_for
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@pytest.mark.usefixtures("require_kubectl")
 def test_cli_serves_and_writes_a_kubeconfig(tmp_path):
     port, kubeconfig = free_port(), tmp_path / "kubeconfig"
     process = subprocess.Popen(

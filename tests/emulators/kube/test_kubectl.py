@@ -2,13 +2,12 @@
 
 import json
 import re
-import shutil
 import subprocess
 import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+pytestmark = pytest.mark.usefixtures("require_kubectl")
 
 MANIFEST = textwrap.dedent("""\
     apiVersion: v1
