@@ -30,9 +30,9 @@ def has_project(stack, namespace):
 def test_namespaces_flow_from_kubernetes_to_contrail(system):
     stack, core = system.stack, system.core
     wait_for(lambda: has_project(stack, "default") and has_project(stack, "kube-system"))
-    cluster_vn = stack.context.contrail.fq_name_to_id(
-        "virtual-network", ["default-domain", "k8s-default", "cluster-network"])
-    assert cluster_vn
+    wait_for(lambda: stack.context.contrail.list(
+        "virtual-network", filters={"display_name": "cluster-network"}),
+        what="cluster bootstrap")
     core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(
         name="test-isolated-ns",
         annotations={"opencontrail.kubernetes.isolated": "true"})))

@@ -170,9 +170,13 @@ def test_service_loadbalancer_members_and_ecmp_follow_ready_pods(system):
     current.spec.ports = [p for p in current.spec.ports if p.port == 80]
     system.core.replace_namespaced_service("web", "default", current)
     wait_for(lambda: members_of(system, svc) == {(ips[0], 8080)}, what="port 81 gone")
-    listeners = [x for x in system.contrail.list("loadbalancer-listener", detail=True)
-                 if x["fq_name"][-1].startswith(f"web__{svc.metadata.uid}")]
-    assert [x["loadbalancer_listener_properties"]["protocol_port"] for x in listeners] == [80]
+
+    def listener_ports():
+        return [x["loadbalancer_listener_properties"]["protocol_port"]
+                for x in system.contrail.list("loadbalancer-listener", detail=True)
+                if x["fq_name"][-1].startswith(f"web__{svc.metadata.uid}")]
+
+    wait_for(lambda: listener_ports() == [80], what="listener of port 81 gone")
     # deleting the service leaves nothing of it
     system.core.delete_namespaced_service("web", "default")
     wait_for(lambda: not system.contrail.list("loadbalancer", obj_uuids=[svc.metadata.uid]),

@@ -72,12 +72,13 @@ def test_list_then_watch_fills_the_store_and_enqueues_keys(kube, redis_client):
         core.patch_namespace("after", {"metadata": {"annotations": {"team": "x"}}})
         core.patch_namespace("after", {"metadata": {"annotations": {
             "opencontrail.org/isolation": "false"}}})
-        wait_for(lambda: store.get("Namespace", "", "after")["annotations"] == {
-            "opencontrail.org/isolation": "false"})
+        wait_for(lambda: len(recorder.calls) > count)  # (the store is written first)
+        assert store.get("Namespace", "", "after")["annotations"] == {
+            "opencontrail.org/isolation": "false"}
         assert recorder.calls[count:] == [(["namespace/after"], False)]
         core.delete_namespace("after")
-        wait_for(lambda: store.get("Namespace", "", "after") is None)
-        assert recorder.calls[-1] == (["namespace/after"], True)  # deletes are urgent
+        wait_for(lambda: recorder.calls[-1] == (["namespace/after"], True))  # urgent delete
+        assert store.get("Namespace", "", "after") is None
         assert store.tombstone("Namespace", "", "after")["uid"]
     finally:
         reflector.close()
@@ -103,9 +104,9 @@ def test_410_relist_turns_vanished_objects_into_deletes(kube, redis_client):
     reflector, thread = start_reflector(client, store, recorder)
     try:
         wait_for(lambda: store.get("Namespace", "", "newcomer"))
-        wait_for(lambda: store.get("Namespace", "", "doomed") is None)
+        wait_for(lambda: (["namespace/doomed"], True) in recorder.calls)
+        assert store.get("Namespace", "", "doomed") is None
         assert metrics.GONE.labels("Namespace")._value.get() == gone_before + 1
-        assert (["namespace/doomed"], True) in recorder.calls
         assert "namespace/newcomer" in recorder.sent(urgent=False)
     finally:
         reflector.close()
