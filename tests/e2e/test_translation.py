@@ -151,9 +151,9 @@ def test_service_loadbalancer_members_and_ecmp_follow_ready_pods(system):
     assert lb["loadbalancer_properties"]["vip_address"] == svc.spec.cluster_ip
     assert lb["loadbalancer_provider"] == "native"
     ips = [wait_for(lambda n=n: running_ip(system, "default", n)) for n in ("web-1", "web-2")]
-    wait_for(lambda: {(ip, 8080) for ip in ips} <= members_of(system, svc),
-             what="members on the named target port")
-    assert {(ip, 9090) for ip in ips} <= members_of(system, svc)
+    wait_for(lambda: members_of(system, svc) == {(ip, port) for ip in ips
+                                                  for port in (8080, 9090)},
+             what="members on the named and the numeric target port")
     backends = {port_of(system, "default", n)["uuid"] for n in ("web-1", "web-2")}
     wait_for(lambda: ecmp_backends(system, svc)[0] == backends, what="ECMP refs")
     _, fip = ecmp_backends(system, svc)
