@@ -27,13 +27,10 @@ out = Console()
 
 
 def _wait_idle(context, timeout: float) -> None:
-    from workers.status import pending
+    from workers.status import wait_idle
 
-    deadline = time.monotonic() + timeout
-    while pending(context):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
-        time.sleep(0.02)
+    if wait_idle(context, timeout):
+        raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
 
 
 def _phase(name, context, contrail_url, keys, action, timeout) -> dict:
@@ -144,29 +141,18 @@ def bench_cluster(
     emulator): Contrail calls per pod ADD, per service ADD and per endpoint change."""
     import kubernetes.client
 
-    from ckm.processes import Processes, free_port, wait_until
+    from ckm.processes import Processes, wait_until
+    from ckm.stack import StackOptions, start
     from config.settings import Settings
-    from workers import context as contexts
-    from workers.app import configure
+    from workers.context import Context
 
     with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
-        broker = procs.redis()
-        contrail = procs.contrail()
-        kubeconfig = Path(tmp) / "kubeconfig"
-        kube = procs.kube(free_port(), kubeconfig, "--contrail-url", contrail,
-                          "--nodes", str(nodes))
-        context = contexts.Context(Settings(broker_url=broker, contrail_urls=[contrail]))
-        contexts.install(context)
-        celery_app = configure(context.settings)
-        env = {"CKM_BROKER_URL": broker, "CKM_CONTRAIL_URLS": contrail, "CKM_KUBE_URL": kube,
-               "CKM_LOG_LEVEL": "WARNING"}
-        for i in range(workers):
-            procs.ckm(f"worker-{i}", "worker", "--name", f"bench{i}@%h", env=env)
-        wait_until(lambda: len(celery_app.control.ping(timeout=0.5)) >= workers, "workers",
-                   timeout=60)
-        procs.ckm("watcher", "watcher", env=env)
+        info = start(procs, StackOptions(workers=workers, nodes=nodes, flower_port=None,
+                                         beat=False))
+        contrail = info.contrail_url
+        context = Context(Settings(broker_url=info.broker_url, contrail_urls=[contrail]))
         conf = kubernetes.client.Configuration()
-        conf.host = kube
+        conf.host = info.kube_url
         core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(conf))
         wait_until(lambda: context.store.resource_version("Pod") is not None, "watcher")
         _wait_idle(context, 120)

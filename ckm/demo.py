@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 import kubernetes.client
-import redis
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -20,6 +19,8 @@ from ckm.reach_cli import Cluster
 from ckm.stack import StackInfo
 from config.settings import Settings
 from contrail.client import ContrailClient
+from workers.context import Context
+from workers.status import wait_idle
 
 ISOLATED = "test-isolated-ns"
 WEB = [{"name": "http", "containerPort": 80}]
@@ -92,13 +93,6 @@ def _pods_table(core) -> Table:
     return table
 
 
-def _idle(info: StackInfo) -> bool:
-    client = redis.Redis.from_url(info.broker_url)
-    return not (client.zcard("ckm:q:queued") or client.hlen("ckm:q:processing")
-                or client.zcard("ckm:q:settling")) and not [
-        k for k in client.zrange("ckm:q:delayed", 0, -1) if not client.hexists("ckm:failed", k)]
-
-
 def run_demo(info: StackInfo, out: Console) -> bool:
     api = kubernetes.config.new_client_from_config(config_file=info.kubeconfig) \
         if not info.kube_url else kubernetes.client.ApiClient(_conf(info.kube_url))
@@ -118,7 +112,8 @@ def run_demo(info: StackInfo, out: Console) -> bool:
                                     for ns, n in PODS), timeout=120)
         checks.append(Check("every pod Running with a Contrail IP", running))
         progress.update(step, advance=1, description="waiting for ckm to settle")
-        checks.append(Check("ckm settled (nothing queued)", _wait(lambda: _idle(info), 120)))
+        checks.append(Check("ckm settled (nothing queued)",
+                            wait_idle(Context(settings), 120) == 0))
         progress.update(step, advance=1)
     out.print(_pods_table(core))
     out.print(_networks(contrail))

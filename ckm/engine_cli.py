@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -82,12 +81,10 @@ def wait(ctx: typer.Context,
          broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
     """Exit 0 once no key is queued, running or waiting for a retry (failed keys are only
     reported); exit 1 on timeout."""
-    from workers.status import pending
+    from workers.status import wait_idle
 
     _, context = _engine(ctx, broker_url=broker)
-    deadline = time.monotonic() + timeout
-    while (left := pending(context)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    left = wait_idle(context, timeout)
     failed = context.failures.count()
     if failed:
         out.print(f"{failed} failed sync(s): see `ckm failed list`", style="yellow")

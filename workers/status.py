@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from workers.context import Context
 
 
@@ -12,3 +14,11 @@ def pending(context: Context) -> int:
     failed = {f.key for f in context.failures.all()}
     waiting = [key for key in context.queue.delayed() if key not in failed]
     return depths.queued + depths.processing + len(waiting)
+
+
+def wait_idle(context: Context, timeout: float) -> int:
+    """Wait until nothing is pending (or `timeout` passes); returns what is still pending."""
+    deadline = time.monotonic() + timeout
+    while (left := pending(context)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
