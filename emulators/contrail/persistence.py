@@ -46,7 +46,12 @@ class StateFile:
     def attach(self, backend: Backend) -> None:
         """Route the backend's change notifications into the dirty set."""
         self.backend = backend
-        backend.on_change = self.dirty.add
+        backend.on_change = self._changed
+
+    def _changed(self, uuid: str) -> None:
+        # A method, not `self.dirty.add`: flush swaps in a new set, and a bound `add` would
+        # keep feeding the old one, so every change after the first flush would be lost.
+        self.dirty.add(uuid)
 
     def load_into(self, backend: Backend) -> bool:
         """Restore the saved objects into an empty backend; False when the file was empty."""

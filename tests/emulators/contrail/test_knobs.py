@@ -9,7 +9,10 @@ import time
 import httpx
 from vnc_api.gen.resource_client import InstanceIp, VirtualNetwork
 
-from emulators.contrail.app import create_app
+from emulators.contrail import actions
+from emulators.contrail.app import _initial_backend, create_app
+from emulators.contrail.backend import Backend
+from emulators.contrail.persistence import StateFile
 from emulators.server import serve_in_thread
 from tests.emulators.contrail.conftest import user_vn, vnc_for
 
@@ -131,3 +134,18 @@ def test_state_file_survives_restart(tmp_path):
         assert vnc.kv_retrieve("k") == "v"
         assert httpx.post(f"{url}/_emulator/reset").status_code == 200
         assert vnc.virtual_networks_list(obj_uuids=[vn.uuid]) == {"virtual-networks": []}
+
+
+def test_state_file_keeps_changes_made_after_a_flush(tmp_path):
+    """Every flush, not only the first, writes what changed since the previous one."""
+    path = str(tmp_path / "contrail.sqlite")
+    state = StateFile(path)
+    backend = _initial_backend(state)
+    assert state.flush() == 0
+    actions.useragent_kv(backend, {"operation": "STORE", "key": "first", "value": 1})
+    assert state.flush() > 0
+    actions.useragent_kv(backend, {"operation": "STORE", "key": "second", "value": 2})
+    state.close()
+    reloaded = Backend()
+    assert StateFile(path).load_into(reloaded)
+    assert reloaded.kv == {"first": 1, "second": 2}
