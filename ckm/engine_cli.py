@@ -192,7 +192,7 @@ def watcher(
 
     running = Watcher(api_client(settings), context.store, push, bootstrap_keys=[CLUSTER_KEY],
                       identity=identity, lease_namespace=settings.lease_namespace,
-                      lease_name=settings.lease_name)
+                      lease_name=settings.lease_name, app_label=settings.app_label)
     if settings.metrics_port:
         serve_health(settings.metrics_port, healthy=running.healthy, ready=running.ready)
     signal.signal(signal.SIGTERM, lambda *_: running.stop.set())

@@ -68,7 +68,7 @@ def affected_keys(kind: str, namespace: str, name: str, old: dict | None, new: d
     if kind == "Pod" and old is not None and new is not None:
         keys += _pod_keys(namespace, name, old, app_label)  # the app network it left
     elif kind == "EndpointSlice" and old is not None:
-        keys += own_keys(kind, namespace, name, old)
+        keys += own_keys(kind, namespace, name, old, app_label=app_label)
     if lookup is not None:
         keys += _dependents(kind, namespace, name, old, new, lookup, app_label)
     return list(dict.fromkeys(keys))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import kubernetes.client
 
+from tasks.fanout import APP_LABEL
 from watcher import metrics
 from watcher.kubeapi import KINDS, list_function
 from watcher.leader import LeaseElector
@@ -26,7 +27,8 @@ class Watcher:
                  enqueue: Callable[[list[str], bool], None], *,
                  bootstrap_keys: list[str], identity: str | None = None,
                  lease_namespace: str = "kube-system", lease_name: str = "ckm-watcher",
-                 lease_seconds: int = 15, kinds: list[str] | None = None):
+                 lease_seconds: int = 15, kinds: list[str] | None = None,
+                 app_label: str = APP_LABEL):
         self.client, self.store, self.enqueue = client, store, enqueue
         self.bootstrap_keys = bootstrap_keys
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
@@ -35,6 +37,7 @@ class Watcher:
                                     identity=self.identity, lease_seconds=lease_seconds)
         self.renew_seconds = max(0.2, lease_seconds / 3)
         self.kinds = kinds or list(KINDS)
+        self.app_label = app_label  # fan-out must name the app network the reconcilers use
         self.reflectors: list[Reflector] = []
         self.threads: list[threading.Thread] = []
         self.stop = threading.Event()
@@ -75,7 +78,7 @@ class Watcher:
         self.enqueue(self.bootstrap_keys, True)
         for kind in self.kinds:
             reflector = Reflector(kind, list_function(self.client, kind), self.store,
-                                  self.enqueue)
+                                  self.enqueue, app_label=self.app_label)
             thread = threading.Thread(target=reflector.run, name=f"reflector:{kind}",
                                       daemon=True)
             self.reflectors.append(reflector)

@@ -24,7 +24,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from tasks.fanout import affected_keys, store_coordinates
+from tasks.fanout import APP_LABEL, affected_keys, store_coordinates
 from watcher import metrics
 from watcher.projection import PROJECTIONS
 from watcher.store import DesiredStore, fingerprint
@@ -40,8 +40,10 @@ class Gone(Exception):
 
 class Reflector:
     def __init__(self, kind: str, list_fn, store: DesiredStore, enqueue: Enqueue, *,
-                 page_size: int = 500, watch_timeout: int = 300):
+                 page_size: int = 500, watch_timeout: int = 300,
+                 app_label: str = APP_LABEL):
         self.kind, self.list_fn, self.store, self.enqueue = kind, list_fn, store, enqueue
+        self.app_label = app_label
         self.project = PROJECTIONS[kind]
         self.page_size, self.watch_timeout = page_size, watch_timeout
         self.stop = threading.Event()
@@ -155,13 +157,13 @@ class Reflector:
         old = self.store.get(self.kind, namespace, name)
         if self.store.put(self.kind, namespace, name, projection):
             self._enqueue(affected_keys(self.kind, namespace, name, old, projection,
-                                        self.store), False)
+                                        self.store, app_label=self.app_label), False)
 
     def remove(self, namespace: str, name: str) -> None:
         old = self.store.delete(self.kind, namespace, name)
         if old is not None:
-            self._enqueue(affected_keys(self.kind, namespace, name, old, None, self.store),
-                          True)
+            self._enqueue(affected_keys(self.kind, namespace, name, old, None, self.store,
+                                        app_label=self.app_label), True)
 
     def _enqueue(self, keys: list[str], urgent: bool) -> None:
         if keys:

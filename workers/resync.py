@@ -41,12 +41,13 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
     try:
         counts: Counter = Counter()
         keys = [] if kinds else [CLUSTER_KEY]
+        app_label = context.settings.app_label
         for kind in kinds or KINDS:
             for namespace, name, projection in context.store.items(kind):
-                keys += own_keys(kind, namespace, name, projection)
+                keys += own_keys(kind, namespace, name, projection, app_label=app_label)
             for namespace, name in context.store.tombstones(kind):
                 keys += own_keys(kind, namespace, name, context.store.tombstone(
-                    kind, namespace, name))
+                    kind, namespace, name), app_label=app_label)
         for key in keys:
             counts[key.split("/", 1)[0]] += 1
         if not kinds:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import kubernetes.client
 import pytest
 
+from tasks.fanout import APP_LABEL
 from tests.helpers import wait_for  # noqa: F401  (re-exported for the e2e tests)
 from watcher.main import Watcher
 from workers.dispatch import enqueue
@@ -44,17 +45,18 @@ class System:
 def make_system(celery_stack, kube_emulator_factory):
     started = []
 
-    def make(*, nodes: int = 2, workers: int = 1, **worker_env) -> System:
+    def make(*, nodes: int = 2, workers: int = 1, app_label: str = APP_LABEL,
+             **worker_env) -> System:
         stack = celery_stack
         kube = kube_emulator_factory(contrail_url=stack.contrail_url, nodes=nodes)
         for _ in range(workers):
-            stack.start_worker(CKM_KUBE_URL=kube.url, **worker_env)
+            stack.start_worker(CKM_KUBE_URL=kube.url, CKM_APP_LABEL=app_label, **worker_env)
 
         def push(keys, urgent):
             enqueue(stack.app, stack.context.queue, keys, urgent=urgent)
 
         watcher = Watcher(kube.api_client(), stack.context.store, push,
-                          bootstrap_keys=[CLUSTER_KEY], lease_seconds=2)
+                          bootstrap_keys=[CLUSTER_KEY], lease_seconds=2, app_label=app_label)
         thread = threading.Thread(target=watcher.run, daemon=True)
         thread.start()
         started.append((watcher, thread))

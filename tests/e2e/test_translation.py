@@ -104,6 +104,17 @@ def test_app_network_lives_with_its_pods(system):
         filters={"display_name": "frontend-vn"}), what="frontend-vn removed")
 
 
+def test_configured_app_label_is_followed_by_watcher_and_workers(make_system):
+    system = make_system(app_label="example.com/app")
+    system.core.create_namespaced_pod("default", pod_body("shop-1", {"example.com/app": "shop"}))
+    vn = ["default-domain", "k8s-default", "shop-vn"]
+    wait_for(lambda: network_of(system, "default", "shop-1") == vn, what="shop-1 on shop-vn")
+    system.core.delete_namespaced_pod("shop-1", "default")
+    wait_for(lambda: not system.contrail.list(
+        "virtual-network", parent_id=system.contrail.fq_name_to_id("project", vn[:2]),
+        filters={"display_name": "shop-vn"}), what="shop-vn removed with its last pod")
+
+
 def service_body(name, selector, ports, cluster_ip=None):
     spec = {"selector": selector, "ports": ports}
     if cluster_ip:
