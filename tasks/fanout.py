@@ -9,7 +9,8 @@ reaches the group it left and the one it joined:
   EndpointSlice changed       -> the members of its service (old and new)
   Node added                  -> the ports of the pods on it (their vrouter link)
   Namespace labels changed    -> the security groups of its pods (namespaceSelector peers)
-  NetworkPolicy changed       -> the groups of every pod it selects or peers, old and new
+  NetworkPolicy changed       -> the groups of every pod it selects or peers, old and new,
+                                 and the shared peer groups it names or named
   Pod labels/ports changed    -> its groups; policies with named ports re-resolve
 """
 
@@ -21,7 +22,7 @@ from typing import Protocol
 
 from tasks.ingress import backend_services
 from tasks.outcomes import BadInput
-from tasks.policy import egress_named, parse_policy
+from tasks.policy import egress_named, parse_policy, peer_key
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
 APP_LABEL = "opencontrail.org/name"
@@ -57,7 +58,7 @@ def own_keys(kind: str, namespace: str, name: str, projection: dict | None, *,
     if kind == "Ingress":
         return [f"ingress/{namespace}/{name}"]
     if kind == "NetworkPolicy":
-        return [f"policy/{namespace}/{name}"]
+        return [f"policy/{namespace}/{name}", *_peer_keys(namespace, name, projection)]
     return []
 
 
@@ -67,7 +68,7 @@ def affected_keys(kind: str, namespace: str, name: str, old: dict | None, new: d
                     app_label=app_label)
     if kind == "Pod" and old is not None and new is not None:
         keys += _pod_keys(namespace, name, old, app_label)  # the app network it left
-    elif kind == "EndpointSlice" and old is not None:
+    elif kind in ("EndpointSlice", "NetworkPolicy") and old is not None:
         keys += own_keys(kind, namespace, name, old, app_label=app_label)
     if lookup is not None:
         keys += _dependents(kind, namespace, name, old, new, lookup, app_label)
@@ -94,6 +95,17 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
         keys += [f"port/{ns}/{pod}" for ns, pod, p in lookup.items("Pod")
                  if p.get("node") == name]
     return keys
+
+
+def _peer_keys(namespace: str, name: str, projection: dict | None) -> list[str]:
+    """The shared peer groups a policy names (a malformed version names none)."""
+    if projection is None:
+        return []
+    try:
+        parsed = parse_policy(namespace, name, projection)
+    except BadInput:
+        return []
+    return [peer_key(namespace, peer) for peer in parsed.pod_peers()]
 
 
 def _named_ports(projection: dict) -> bool:

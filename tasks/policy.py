@@ -4,10 +4,13 @@ Each policy owns:
 - its *policy group* (`<cluster>-np-<policy>`), attached to the pods it selects, holding its
   ingress rules (peer = source) and egress rules (peer = destination); when ingress ports are
   named, one variant per way the selected pods resolve those names;
-- one rule-less *peer group* per pod peer (`podSelector` / `namespaceSelector`), attached to
-  the pods that peer matches, so rules name peers by group and pod or label churn changes
-  only VMI -> group refs, never rules; egress to a named port splits a peer group by the
-  number the peer pods resolve it to.
+- per pod peer (`podSelector` / `namespaceSelector`), a rule-less *peer group* attached to the
+  pods that peer matches, so rules name peers by group and pod or label churn changes only
+  VMI -> group refs, never rules. Peer groups are shared: every policy naming the same peer
+  selectors names the same group (scoped to the policy's namespace for a podSelector alone, to
+  the cluster with a namespaceSelector), owned by its own `peer/...` key, so a port carries
+  one group per distinct peer it matches, not one per policy. Egress to a named port splits
+  a peer group by the number the peer pods resolve it to (those variants stay per policy).
 A pod's group set is the union of the groups of the policies selecting it and the peer groups
 matching it, plus the allow-all group of each direction no policy isolates it in.
 `ipBlock.except` becomes a CIDR set difference: no deny rule is ever emitted.
@@ -28,6 +31,7 @@ from tasks.security import ANYWHERE, allow_all_egress, allow_all_ingress, rule
 from tasks.selectors import Selector, parse
 
 KIND = "NetworkPolicy"
+PEER_KIND = "NetworkPolicyPeer"  # owner kind of the shared peer groups
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 IANA_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 
@@ -212,24 +216,56 @@ def _group(settings: Settings, policy: Policy, suffix: str, rules: list[dict]) -
                                         policy.name, policy.uid))
 
 
-def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str = "") -> Obj:
+def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str) -> Obj:
+    """A named-port variant of a peer group (owned by the policy)."""
     suffix = f"-peer-{naming.short_hash(peer.key() + variant)}"
     return _group(settings, policy, suffix, [])
+
+
+def _peer_scope(policy_namespace: str, peer: Peer) -> str:
+    """A podSelector alone means pods of the policy's namespace; a namespaceSelector does not
+    depend on where the policy lives, so its group is the cluster's."""
+    return policy_namespace if peer.namespaces is None else ""
+
+
+def peer_key(policy_namespace: str, peer: Peer) -> str:
+    """The work key owning the shared group of this peer: `peer/ns/hash` or `peer/hash`."""
+    scope = _peer_scope(policy_namespace, peer)
+    return "/".join(p for p in ("peer", scope, naming.short_hash(peer.key())) if p)
+
+
+def shared_peer_group(settings: Settings, policy_namespace: str, peer: Peer) -> Obj:
+    """The rule-less group standing for the pods one peer matches, shared by every policy
+    naming the same selectors; its `selector` annotation says which."""
+    scope = _peer_scope(policy_namespace, peer)
+    short = naming.short_hash(peer.key())
+    proj = project(settings, scope or "default")
+    return Obj("security-group",
+               naming.object_uuid(settings.cluster_name, PEER_KIND, scope, peer.key()),
+               (*proj.fq_name, f"{settings.cluster_name}-peer-{short}"), "project",
+               props={"security_group_entries": {"policy_rule": []}},
+               annotations={**naming.owner(settings.cluster_name, PEER_KIND, scope, short),
+                            "selector": peer.key()})
+
+
+def shared_peers(settings: Settings, policy: Policy) -> list[tuple[str, Obj]]:
+    """(owning key, group) of every shared peer group the policy's rules name."""
+    return [(peer_key(policy.namespace, peer),
+             shared_peer_group(settings, policy.namespace, peer)) for peer in policy.pod_peers()]
 
 
 def _fq(obj: Obj) -> str:
     return ":".join(obj.fq_name)
 
 
-def _addresses(settings: Settings, policy: Policy, r: Rule, spec: PortSpec | None) -> list:
+def _addresses(settings: Settings, policy: Policy, r: Rule) -> list:
     if r.peers is None:
         return [ANYWHERE]
     out = []
     for peer in r.peers:
         if peer.is_pods:
-            variant = f":{spec.port}/{spec.protocol}" if spec and isinstance(spec.port, str) \
-                else ""
-            out.append({"security_group": _fq(peer_group(settings, policy, peer, variant))})
+            out.append({"security_group": _fq(
+                shared_peer_group(settings, policy.namespace, peer))})
         else:
             for cidr in peer.cidrs:
                 net = ipaddress.IPv4Network(cidr)
@@ -256,7 +292,7 @@ def policy_rules(settings: Settings, policy: Policy, resolution: tuple) -> list[
     named = {(n, p): num for n, p, num in resolution}
     rules: list[dict] = []
     for r in policy.ingress or ():
-        rules += _port_rules(True, _addresses(settings, policy, r, None), r.ports,
+        rules += _port_rules(True, _addresses(settings, policy, r), r.ports,
                              lambda s: s.resolve(named) if isinstance(s.port, str)
                              else s.resolve({}))
     for r in policy.egress or ():
@@ -265,7 +301,7 @@ def policy_rules(settings: Settings, policy: Policy, resolution: tuple) -> list[
             if spec is not None and isinstance(spec.port, str):
                 # one rule per number the peer pods resolve the name to (see peer variants)
                 continue
-            rules += _port_rules(False, _addresses(settings, policy, r, spec), specs,
+            rules += _port_rules(False, _addresses(settings, policy, r), specs,
                                  lambda s: s.resolve({}))
     return rules
 
@@ -289,9 +325,10 @@ def _resolution_suffix(resolution: tuple) -> str:
 
 def groups(settings: Settings, policy: Policy, selected: list[dict],
            peer_numbers: dict) -> list[Obj]:
-    """Every group the policy owns: peer groups first (rules name them), then the policy
-    group variants for the resolutions its selected pods need."""
-    objs = [peer_group(settings, policy, peer) for peer in policy.pod_peers()]
+    """Every group the policy owns: named-port peer variants first (rules name them), then the
+    policy group variants for the resolutions its selected pods need. The shared peer groups
+    its rules name are their `peer/...` keys' (see `shared_peers`)."""
+    objs = []
     for peer, spec in egress_named(policy):
         for number in sorted(peer_numbers.get((peer.key(), spec.port, spec.protocol), ())):
             objs.append(peer_group(settings, policy, peer,
@@ -327,6 +364,7 @@ class PolicyIndex:
     def __init__(self, settings: Settings, policies: list[Policy]):
         self.settings = settings
         self.by_namespace: dict[str, list[Policy]] = {}
+        self.peers: dict[str, tuple[Peer, Obj]] = {}  # peer key -> shared group
         self.local: dict[str, list[tuple[Peer, Obj, str]]] = {}
         self.cluster_wide: list[tuple[Peer, Obj, str]] = []
         self.named: list[tuple[Policy, Peer, PortSpec, str]] = []
@@ -335,8 +373,13 @@ class PolicyIndex:
         for policy in policies:
             owner = f"policy/{policy.namespace}/{policy.name}"
             self.by_namespace.setdefault(policy.namespace, []).append(policy)
-            for peer in policy.pod_peers():
-                entry = (peer, peer_group(settings, policy, peer), owner)
+            for peer in policy.pod_peers():  # each distinct peer once, whoever names it
+                key = peer_key(policy.namespace, peer)
+                if key in self.peers:
+                    continue
+                group = shared_peer_group(settings, policy.namespace, peer)
+                self.peers[key] = (peer, group)
+                entry = (peer, group, key)
                 if peer.namespaces is None:
                     self.local.setdefault(policy.namespace, []).append(entry)
                 else:

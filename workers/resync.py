@@ -20,7 +20,9 @@ from contrail.ensure import annotations_of, delete_if_exists
 from contrail.errors import ContrailError
 from tasks.fanout import own_keys, store_coordinates
 from tasks.model import DELETE_ORDER
+from tasks.policy import PEER_KIND
 from watcher.store import DesiredStore
+from workers import sync_policy
 from workers.apply import EPOCH
 from workers.context import Context
 from workers.dispatch import enqueue
@@ -48,6 +50,7 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
             for namespace, name in context.store.tombstones(kind):
                 keys += own_keys(kind, namespace, name, context.store.tombstone(
                     kind, namespace, name), app_label=app_label)
+        keys = list(dict.fromkeys(keys))  # policies share peer keys
         for key in keys:
             counts[key.split("/", 1)[0]] += 1
         if not kinds:
@@ -55,15 +58,19 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
             context.redis.incr(EPOCH)
         enqueue(app, context.queue, keys, resync=True)
         if not kinds:
-            counts["gc-deleted"] = len(collect_garbage(context.contrail, context.store,
-                                                       context.settings.cluster_name))
+            counts["gc-deleted"] = len(collect_garbage(
+                context.contrail, context.store, context.settings.cluster_name,
+                live_peers=set(sync_policy.index(context).peers)))
         context.redis.set(LAST, context.redis.time()[0])
         return dict(counts)
     finally:
         context.redis.delete(LOCK)
 
 
-def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
+def _alive(store: DesiredStore, notes: dict[str, str], live_peers: set[str]) -> bool:
+    if notes.get("kind") == PEER_KIND:  # shared: alive while some policy names it
+        return "/".join(p for p in ("peer", notes.get("namespace"), notes.get("name"))
+                        if p) in live_peers
     kind, namespace, name = store_coordinates(
         notes.get("kind", ""), notes.get("namespace", ""), notes.get("name", ""))
     projection = store.get(kind, namespace, name)
@@ -74,8 +81,10 @@ def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
     return not uid or projection.get("uid") == uid
 
 
-def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -> list[str]:
-    """Delete owned objects whose Kubernetes object is gone; returns the deleted uuids."""
+def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *,
+                    live_peers: set[str]) -> list[str]:
+    """Delete owned objects whose Kubernetes object is gone, and shared peer groups no
+    policy names any more; returns the deleted uuids."""
     if any(store.resource_version(kind) is None for kind in KINDS):
         log.info("GC skipped: the watcher has not listed every kind yet")
         return []
@@ -84,7 +93,7 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str) -
         for item in client.list(type_, fields=["annotations"]):
             notes = annotations_of(item)
             if (notes.get("owner") != "k8s" or notes.get("cluster") != cluster
-                    or notes.get("kind") == "Cluster" or _alive(store, notes)):
+                    or notes.get("kind") == "Cluster" or _alive(store, notes, live_peers)):
                 continue
             try:
                 if type_ == "virtual-machine":

@@ -1,18 +1,22 @@
-"""NetworkPolicy keys: `policy/ns/name` (the policy's security groups) and `sgs/ns/pod`
-("recompute SGs": the pod port's group refs). Pod and label churn only ever runs the second,
-which costs at most one Contrail call (a PUT of the port's group list), none if unchanged."""
+"""NetworkPolicy keys: `policy/ns/name` (the policy's security groups), `peer/[ns/]hash` (a
+peer group shared by every policy naming the same selectors) and `sgs/ns/pod` ("recompute
+SGs": the pod port's group refs). Pod and label churn only ever runs the last, which costs at
+most one Contrail call (a PUT of the port's group list), none if unchanged."""
 
 from __future__ import annotations
 
 import json
 
+from contrail.errors import RefsExist
 from tasks import pod, policy
 from tasks.keys import Key
+from tasks.model import Obj
+from tasks.namespace import project
 from tasks.outcomes import BadInput, NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
-from workers.syncs import register
+from workers.syncs import CLUSTER_KEY, register
 
 _parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
 _index: tuple[frozenset, policy.PolicyIndex | None] = (frozenset(), None)
@@ -73,12 +77,43 @@ def sync_policy(ctx: Context, key: Key) -> None:
         return
     parsed = policy.parse_policy(ns, name, projection)
     require_project(ctx, ns)
+    _require_peers(ctx, str(key), policy.shared_peers(ctx.settings, parsed))
     selected = [p for _, p in ctx.store.in_namespace("Pod", ns)
                 if pod.managed(ctx.settings, ns, p) and parsed.selects(ns, p.get("labels") or {})]
     numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
                else {})
     apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
     release_waiters(ctx, str(key))  # pods that waited for these groups take them now
+
+
+def _require_peers(ctx: Context, waiter: str, shared: list[tuple[str, Obj]]) -> None:
+    """Rules name peer groups: make sure the ones this policy names exist first."""
+    missing = [key for key, group in shared if group.address not in AppliedSet(ctx.redis, key)]
+    if missing:
+        for key in missing:
+            ctx.redis.sadd(f"ckm:waiting:{key}", waiter)
+        ctx.enqueue(missing)
+        raise NotReady(f"peer groups not made yet (waiting for {', '.join(missing)})")
+
+
+@register("peer", "ckm.sync_peer_group", "ckm.policy")
+def sync_peer_group(ctx: Context, key: Key) -> None:
+    """A shared peer group exists while some valid policy names its selectors. Deleting it
+    is refused while ports still carry it; it is retried until their sgs keys have run."""
+    applied = AppliedSet(ctx.redis, str(key))
+    entry = index(ctx).peers.get(str(key))
+    if entry is None:
+        try:
+            apply(ctx.contrail, [], applied)
+        except RefsExist as exc:  # ports drop it as their sgs keys run; then this succeeds
+            raise NotReady(f"peer group still carried by ports: {exc}") from exc
+        return
+    if key.namespace:
+        require_project(ctx, key.namespace)
+    else:
+        require(ctx, CLUSTER_KEY, project(ctx.settings, "default"), "the cluster's project")
+    apply(ctx.contrail, [entry[1]], applied)
+    release_waiters(ctx, str(key))  # policies and pods that waited for this group
 
 
 def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_existing: bool,

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ckm.cli import app
+from contrail.ensure import annotations_of
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_translation import pod_body, running_ip
 
@@ -81,7 +82,7 @@ def test_selectors_ports_and_changes_are_followed(cluster):
     converges(system, "np/b", "np/a", True, what="policies deleted")
     system.stack.wait_idle()
     groups = [g["fq_name"][-1] for g in system.contrail.list("security-group")]
-    assert not [g for g in groups if "-np-" in g]               # nothing left behind
+    assert not [g for g in groups if "-np-" in g or "-peer-" in g]  # nothing left behind
 
 
 def test_egress_deny_and_ip_block_except(cluster):
@@ -121,3 +122,35 @@ def test_reach_matrix(cluster):
                                 env={"CKM_CONTRAIL_URLS": cluster.stack.contrail_url})
     cells = json.loads(result.output)
     assert len(cells) == 12 and all(cells.values())
+
+
+def peer_groups(system):
+    return [g for g in system.contrail.list("security-group", fields=["annotations"])
+            if "-peer-" in g["fq_name"][-1]]
+
+
+def test_policies_with_the_same_peer_share_one_group(cluster):
+    system, net = cluster, cluster.net
+    frontend = {"from": [{"podSelector": {"matchLabels": {"role": "frontend"}}}]}
+    net.create_namespaced_network_policy("np", policy("db-from-frontend", {
+        "podSelector": {"matchLabels": {"app": "db"}}, "ingress": [frontend]}))
+    net.create_namespaced_network_policy("np", policy("d-from-frontend", {
+        "podSelector": {"matchExpressions": [{"key": "app", "operator": "DoesNotExist"},
+                                             {"key": "role", "operator": "DoesNotExist"}]},
+        "ingress": [frontend]}))
+    converges(system, "np/a", "np/d", False, what="d isolated")
+    assert reach(system, "np/c", "np/d") and reach(system, "np/c", "np/a")
+    shared = peer_groups(system)
+    assert len(shared) == 1
+    assert annotations_of(shared[0])["selector"] == "pods[role In frontend]ns[-]"
+    # one of the two policies goes: the group stays for the other one
+    net.delete_namespaced_network_policy("d-from-frontend", "np")
+    converges(system, "np/a", "np/d", True, what="d open again")
+    assert [g["uuid"] for g in peer_groups(system)] == [shared[0]["uuid"]]
+    assert reach(system, "np/c", "np/a") and not reach(system, "np/d", "np/a")
+    # the last one goes: so does the group, once no port carries it
+    net.delete_namespaced_network_policy("db-from-frontend", "np")
+    converges(system, "np/d", "np/a", True, what="a open again")
+    wait_for(lambda: not peer_groups(system), what="the shared group removed")
+    system.stack.wait_idle()
+    assert system.stack.context.failures.all() == []

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from config.settings import Settings
 from tasks.outcomes import BadInput
-from tasks.policy import groups, parse_policy, peer_numbers, pod_groups, refs_of
+from tasks.policy import (
+    groups,
+    parse_policy,
+    peer_numbers,
+    pod_groups,
+    refs_of,
+    shared_peers,
+)
 from tasks.reach import Snapshot, evaluate
 from tasks.security import allow_all_egress, allow_all_ingress
 from tasks.selectors import parse
@@ -67,6 +74,26 @@ def test_ip_block_except_is_a_cidr_set_difference():
 def test_bad_input_names_the_field(spec, message):
     with pytest.raises(BadInput, match=message):
         parse_policy("ns", "p", {"spec": {"podSelector": {}, **spec}})
+
+
+def test_policies_naming_the_same_peer_share_its_group():
+    def allow_from(ns, name, peer):
+        return parse_policy(ns, name, {"uid": name, "spec": {
+            "podSelector": {}, "ingress": [{"from": [peer]}]}})
+    team = {"namespaceSelector": {"matchLabels": {"team": "x"}}}
+    web = {"podSelector": {"matchLabels": {"app": "web"}}}
+    policies = [allow_from("a", "p1", team), allow_from("b", "p2", team),
+                allow_from("a", "p3", web), allow_from("a", "p4", web),
+                allow_from("b", "p5", web)]
+    shared = {key: group.uuid for p in policies for key, group in shared_peers(SETTINGS, p)}
+    # one cluster-wide group for the namespaceSelector, one per namespace for the podSelector
+    assert len(shared) == 3 and len(set(shared.values())) == 3
+    assert sum(key.count("/") == 1 for key in shared) == 1
+    chosen = pod_groups(SETTINGS, "a", {"labels": {"app": "web"}}, {"team": "x"}, policies)
+    owners = [owner or "" for _, owner in chosen]
+    assert sorted(o for o in owners if o.startswith("peer/")) == sorted(
+        k for k in shared if not k.startswith("peer/b/"))  # the team group and a's web group
+    assert len([o for o in owners if o.startswith("policy/")]) == 3  # p1, p3, p4 select it
 
 
 # --- the property ---------------------------------------------------------------------------
@@ -210,6 +237,7 @@ def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
     for policy in policies:
         selected = [p for p in pods if policy.selects(p["ns"], p["labels"])]
         sgs += groups(SETTINGS, policy, selected, peer_numbers(policy, candidates))
+        sgs += [group for _, group in shared_peers(SETTINGS, policy)]
     for group in sgs:
         objects["security-group"].append({"uuid": group.uuid, "fq_name": list(group.fq_name),
                                           **group.props})

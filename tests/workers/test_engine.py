@@ -112,10 +112,30 @@ def test_gc_deletes_orphans_only(context):
             {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "x"}]}})["uuid"]
     unowned = context.contrail.create("project", {
         "fq_name": ["default-domain", "manual"], "parent_type": "domain"})["uuid"]
-    deleted = collect_garbage(context.contrail, context.store, "k8s")
+    deleted = collect_garbage(context.contrail, context.store, "k8s", live_peers=set())
     assert deleted == [orphan]
     for survivor in (other_cluster, unowned, project_uuid(context, "alive")):
         assert context.contrail.read("project", survivor)
+
+
+def test_gc_keeps_the_peer_groups_some_policy_names(context):
+    run(context, CLUSTER_KEY)
+    for kind in KINDS:
+        context.store.set_resource_version(kind, "1")
+
+    def peer_group(scope, short):
+        return context.contrail.create("security-group", {
+            "fq_name": ["default-domain", "k8s-default", f"k8s-peer-{short}"],
+            "parent_type": "project", "annotations": {"key_value_pair": [
+                {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
+                {"key": "kind", "value": "NetworkPolicyPeer"},
+                {"key": "namespace", "value": scope}, {"key": "name", "value": short}]}})["uuid"]
+    named, local, unnamed = peer_group("", "aaaa"), peer_group("np", "bbbb"), peer_group("", "cccc")
+    deleted = collect_garbage(context.contrail, context.store, "k8s",
+                              live_peers={"peer/aaaa", "peer/np/bbbb"})
+    assert deleted == [unnamed]
+    assert context.contrail.read("security-group", named)
+    assert context.contrail.read("security-group", local)
 
 
 def test_gc_waits_for_the_first_full_list(context):
@@ -124,7 +144,7 @@ def test_gc_waits_for_the_first_full_list(context):
         "annotations": {"key_value_pair": [
             {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
             {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "orphan"}]}})
-    assert collect_garbage(context.contrail, context.store, "k8s") == []
+    assert collect_garbage(context.contrail, context.store, "k8s", live_peers=set()) == []
 
 
 def test_bootstrap_repairs_what_is_missing_or_wrong(context):
