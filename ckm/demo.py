@@ -41,6 +41,10 @@ class Check:
     detail: str = ""
 
 
+CONVERGE_SECONDS = 30.0  # how long an expectation may take to hold once ckm is idle
+SERVICES = {("default", "example"): 2, (ISOLATED, "isolated"): 1}  # ready endpoints expected
+
+
 def _wait(predicate, timeout: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,6 +86,13 @@ def _create(core, net) -> None:
         "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "frontend"}}}]}]}})
 
 
+def _endpoints_ready(discovery, ns: str, service: str, want: int) -> bool:
+    slices = discovery.list_namespaced_endpoint_slice(
+        ns, label_selector=f"kubernetes.io/service-name={service}").items
+    return sum(1 for s in slices for e in s.endpoints or []
+               if e.conditions is None or e.conditions.ready is not False) >= want
+
+
 def _pods_table(core) -> Table:
     table = Table("NAMESPACE", "NAME", "READY", "STATUS", "IP", "NODE", box=None,
                   title="kubectl get pods -o wide")
@@ -111,6 +122,11 @@ def run_demo(info: StackInfo, out: Console) -> bool:
         running = _wait(lambda: all(core.read_namespaced_pod(n, ns).status.phase == "Running"
                                     for ns, n in PODS), timeout=120)
         checks.append(Check("every pod Running with a Contrail IP", running))
+        # the EndpointSlice controller fills the services after the pods are ready: ckm is
+        # only settled once it has seen that too
+        discovery = kubernetes.client.DiscoveryV1Api(api)
+        _wait(lambda: all(_endpoints_ready(discovery, ns, name, want)
+                          for (ns, name), want in SERVICES.items()), timeout=60)
         progress.update(step, advance=1, description="waiting for ckm to settle")
         checks.append(Check("ckm settled (nothing queued)",
                             wait_idle(Context(settings), 120) == 0))
@@ -147,8 +163,38 @@ def _networks(contrail: ContrailClient) -> Table:
     return table
 
 
+def _expectations() -> list[tuple[str, str, str, int, bool]]:
+    """(check, source pod, destination, port, allowed) from the design document."""
+    iso3, iso4 = f"{ISOLATED}/example3", f"{ISOLATED}/example4"
+    return [
+        ("default mode: pods reach each other", "default/client-1", "default/example1", 80,
+         True),
+        ("(a) isolated pods reach each other", iso3, iso4, 80, True),
+        ("(b) other namespaces cannot reach isolated pods", "default/client-1", iso3, 80, False),
+        ("(c) isolated pods reach other namespaces", iso3, "default/client-1", 80, True),
+        ("(d) isolated pods reach every service", iso4, "svc:default/example", 8080, True),
+        ("(e) isolated pods are reached through their service IP", "default/client-1",
+         f"svc:{ISOLATED}/isolated", 8080, True),
+        ("app isolation: the app pair reach each other", "default/app1-a", "default/app1-b", 80,
+         True),
+        ("app isolation: others cannot reach the app pods", "default/client-1",
+         "default/app1-a", 80, False),
+        ("network policy: frontend reaches db", "default/client-2", "default/db", 80, True),
+        ("network policy: others do not reach db", "default/client-1", "default/db", 80, False),
+    ]
+
+
 def _reachability(settings, contrail, core, out) -> list[Check]:
-    cluster = Cluster(settings, contrail)
+    """Judge every expectation on a fresh snapshot of Contrail until all hold (the system is
+    eventually consistent) or CONVERGE_SECONDS pass; then show the ping matrix."""
+    deadline = time.monotonic() + CONVERGE_SECONDS
+    while True:
+        cluster = Cluster(settings, contrail)
+        checks = [Check(name, cluster.reach(src, dst, port, "tcp").allowed == want)
+                  for name, src, dst, port, want in _expectations()]
+        if all(c.ok for c in checks) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     pods = ["default/client-1", "default/example1", f"{ISOLATED}/example3",
             f"{ISOLATED}/example4", "default/app1-a", "default/app1-b"]
     table = Table("ping from \\ to", *[p.split("/")[1] for p in pods], box=None,
@@ -158,46 +204,31 @@ def _reachability(settings, contrail, core, out) -> list[Check]:
             "[green]ok[/]" if cluster.reach(src, dst, 80, "tcp").allowed else "[red]no[/]")
             for dst in pods))
     out.print(table)
-
-    def allowed(src, dst, port=80):
-        return cluster.reach(src, dst, port, "tcp").allowed
-
-    iso3, iso4 = f"{ISOLATED}/example3", f"{ISOLATED}/example4"
-    return [
-        Check("default mode: pods reach each other", allowed("default/client-1",
-                                                             "default/example1")),
-        Check("(a) isolated pods reach each other", allowed(iso3, iso4)),
-        Check("(b) other namespaces cannot reach isolated pods",
-              not allowed("default/client-1", iso3)),
-        Check("(c) isolated pods reach other namespaces", allowed(iso3, "default/client-1")),
-        Check("(d) isolated pods reach every service",
-              allowed(iso4, "svc:default/example", 8080)),
-        Check("(e) isolated pods are reached through their service IP",
-              allowed("default/client-1", f"svc:{ISOLATED}/isolated", 8080)),
-        Check("app isolation: the app pair reach each other",
-              allowed("default/app1-a", "default/app1-b")),
-        Check("app isolation: others cannot reach the app pods",
-              not allowed("default/client-1", "default/app1-a")),
-        Check("network policy: frontend reaches db", allowed("default/client-2", "default/db")),
-        Check("network policy: others do not reach db",
-              not allowed("default/client-1", "default/db")),
-    ]
+    return checks
 
 
 def _objects(contrail, core, net) -> list[Check]:
     svc = core.read_namespaced_service("example", "default")
-    lb = contrail.read("loadbalancer", svc.metadata.uid)
-    status = net.read_namespaced_ingress_status("example", "default").status
-    addresses = [i.ip for i in status.load_balancer.ingress or []]
-    backends = [f for f in contrail.list("floating-ip", detail=True)
-                if f.get("floating_ip_address") == svc.spec.cluster_ip]
+
+    def vip_is_cluster_ip() -> bool:
+        lb = contrail.read("loadbalancer", svc.metadata.uid)
+        return lb["loadbalancer_properties"]["vip_address"] == svc.spec.cluster_ip
+
+    def ecmp_to_both() -> bool:
+        backends = [f for f in contrail.list("floating-ip", detail=True)
+                    if f.get("floating_ip_address") == svc.spec.cluster_ip]
+        return bool(backends) and len(backends[0].get("virtual_machine_interface_refs")
+                                      or []) == 2
+
+    def ingress_addresses() -> list[str]:
+        status = net.read_namespaced_ingress_status("example", "default").status
+        return [i.ip for i in status.load_balancer.ingress or []]
+
     return [
         Check("service: loadbalancer VIP = clusterIP",
-              lb["loadbalancer_properties"]["vip_address"] == svc.spec.cluster_ip,
-              svc.spec.cluster_ip),
+              _wait(vip_is_cluster_ip, CONVERGE_SECONDS), svc.spec.cluster_ip),
         Check("service: ECMP floating IP to both ready pods",
-              bool(backends) and len(backends[0].get("virtual_machine_interface_refs") or [])
-              == 2),
-        Check("ingress: haproxy loadbalancer, status written back", bool(addresses),
-              ", ".join(addresses)),
+              _wait(ecmp_to_both, CONVERGE_SECONDS)),
+        Check("ingress: haproxy loadbalancer, status written back",
+              _wait(ingress_addresses, CONVERGE_SECONDS), ", ".join(ingress_addresses())),
     ]
