@@ -84,7 +84,7 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
     elif kind == "Namespace" and (old or {}).get("labels") != (new or {}).get("labels"):
         keys += [f"sgs/{name}/{pod}" for pod, _ in lookup.in_namespace("Pod", name)]
     elif kind == "NetworkPolicy":
-        keys += _policy_pods(namespace, name, old, new, lookup)
+        keys += policy_pods(namespace, name, old, new, lookup)
     elif kind == "Pod" and old is not None and new is not None and (
             old.get("labels") != new.get("labels") or old.get("ports") != new.get("ports")):
         keys += _named_port_policies(namespace, old, new, lookup)
@@ -138,7 +138,7 @@ def _named_port_policies(namespace: str, old: dict, new: dict, lookup: Lookup) -
     return keys
 
 
-def _policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
+def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
                  lookup: Lookup) -> list[str]:
     """Pods whose groups a policy change can alter: selected or peered, before or after."""
     versions = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from contrail.errors import RefsExist
-from tasks import pod, policy
+from tasks import fanout, pod, policy
 from tasks.keys import Key
 from tasks.model import Obj
 from tasks.namespace import project
@@ -19,37 +19,68 @@ from workers.reconcilers import release_waiters, require, require_project
 from workers.syncs import CLUSTER_KEY, register
 
 _parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
-_index: tuple[frozenset, policy.PolicyIndex | None] = (frozenset(), None)
+_index: tuple[tuple, policy.PolicyIndex | None] = ((), None)
+# "ns/name" -> the last projection of the policy that compiled and was applied. A malformed
+# version is a failed sync and is not applied: the last good one stays in force (for its
+# groups and for the ports that carry them), so bad input never opens what was isolated.
+LAST_GOOD = "ckm:policy:good"
 
 
 def index(ctx: Context) -> policy.PolicyIndex:
     """The policy index of the current set of policies (rebuilt when any policy changes)."""
     global _index
-    current = frozenset(ctx.store.hashes("NetworkPolicy").items())
+    hashes = ctx.store.hashes("NetworkPolicy")
+    _parse_new(ctx, hashes)
+    good = _last_good_of_malformed(ctx, hashes)
+    current = (frozenset(hashes.items()), frozenset(good.items()))
     if _index[1] is None or _index[0] != current:
-        _index = (current, policy.PolicyIndex(ctx.settings, policies(ctx)))
+        _index = (current, policy.PolicyIndex(ctx.settings, _in_force(hashes, good)))
     return _index[1]
 
 
 def policies(ctx: Context) -> list[policy.Policy]:
-    """Every valid policy in the store; a malformed one is its own key's failed sync and is
-    left out here, so other objects keep syncing."""
+    """Every policy in force: each stored policy, or, for one whose current version is
+    malformed (its own key's failed sync), the last version of it that compiled."""
+    hashes = ctx.store.hashes("NetworkPolicy")
+    _parse_new(ctx, hashes)
+    return _in_force(hashes, _last_good_of_malformed(ctx, hashes))
+
+
+def _parse(namespace: str, name: str, projection: dict) -> policy.Policy | None:
+    try:
+        return policy.parse_policy(namespace, name, projection)
+    except BadInput:
+        return None
+
+
+def _parse_new(ctx: Context, hashes: dict[str, str]) -> None:
+    missing = [f for f, fp in hashes.items() if fp not in _parsed]
+    if not missing:
+        return
+    if len(_parsed) > 2 * len(hashes) + 100:  # forget versions no longer stored
+        live = set(hashes.values())
+        for fp in [fp for fp in _parsed if fp not in live]:
+            del _parsed[fp]
+    projections = ctx.store.get_many("NetworkPolicy", [tuple(f.split("/", 1)) for f in missing])
+    for field, projection in zip(missing, projections, strict=True):
+        if projection is not None:
+            _parsed[hashes[field]] = _parse(*field.split("/", 1), projection)
+
+
+def _last_good_of_malformed(ctx: Context, hashes: dict[str, str]) -> dict[str, str]:
+    malformed = sorted(f for f, fp in hashes.items() if fp in _parsed and _parsed[fp] is None)
+    if not malformed:
+        return {}
+    return {f: text for f, text in zip(malformed, ctx.redis.hmget(LAST_GOOD, malformed),
+                                       strict=True) if text}
+
+
+def _in_force(hashes: dict[str, str], good: dict[str, str]) -> list[policy.Policy]:
     out = []
-    fingerprints = ctx.store.hashes("NetworkPolicy")
-    missing = [f for f, fp in fingerprints.items() if fp not in _parsed]
-    if missing:
-        projections = ctx.store.get_many("NetworkPolicy", [tuple(f.split("/", 1))
-                                                            for f in missing])
-        for field, projection in zip(missing, projections, strict=True):
-            if projection is None:
-                continue
-            namespace, name = field.split("/", 1)
-            try:
-                _parsed[fingerprints[field]] = policy.parse_policy(namespace, name, projection)
-            except BadInput:
-                _parsed[fingerprints[field]] = None
-    for field in sorted(fingerprints):
-        parsed = _parsed.get(fingerprints[field])
+    for field in sorted(hashes):
+        parsed = _parsed.get(hashes[field])
+        if parsed is None and field in good:
+            parsed = _parse(*field.split("/", 1), json.loads(good[field]))
         if parsed is not None:
             out.append(parsed)
     return out
@@ -72,8 +103,10 @@ def sync_policy(ctx: Context, key: Key) -> None:
     projection = ctx.store.get("NetworkPolicy", ns, name)
     applied = AppliedSet(ctx.redis, str(key))
     if projection is None:
+        _after_skipped_versions(ctx, key, None)
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("NetworkPolicy", ns, name)
+        ctx.redis.hdel(LAST_GOOD, f"{ns}/{name}")
         return
     parsed = policy.parse_policy(ns, name, projection)
     require_project(ctx, ns)
@@ -83,7 +116,22 @@ def sync_policy(ctx: Context, key: Key) -> None:
     numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
                else {})
     apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
+    _after_skipped_versions(ctx, key, projection)
+    ctx.redis.hset(LAST_GOOD, f"{ns}/{name}", json.dumps(projection, sort_keys=True))
     release_waiters(ctx, str(key))  # pods that waited for these groups take them now
+
+
+def _after_skipped_versions(ctx: Context, key: Key, projection: dict | None) -> None:
+    """After malformed versions (a bad-input failure of this key), the watcher's fan-out
+    compared a malformed version with this one, but ports still follow the last good one:
+    recompute the groups of the pods that one selected or peered."""
+    failure = ctx.failures.get(str(key))
+    if failure is None or not failure.permanent:
+        return
+    good = ctx.redis.hget(LAST_GOOD, f"{key.namespace}/{key.name}")
+    if good:
+        ctx.enqueue(fanout.policy_pods(key.namespace, key.name, json.loads(good), projection,
+                                       ctx.store))
 
 
 def _require_peers(ctx: Context, waiter: str, shared: list[tuple[str, Obj]]) -> None:

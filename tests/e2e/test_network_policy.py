@@ -154,3 +154,26 @@ def test_policies_with_the_same_peer_share_one_group(cluster):
     wait_for(lambda: not peer_groups(system), what="the shared group removed")
     system.stack.wait_idle()
     assert system.stack.context.failures.all() == []
+
+
+def test_a_malformed_update_keeps_the_last_good_version_in_force(cluster):
+    system, net = cluster, cluster.net
+    net.create_namespaced_network_policy("np", policy("guard", {
+        "podSelector": {"matchLabels": {"app": "db"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "frontend"}}}]}]}))
+    converges(system, "np/d", "np/a", False, what="guard applied")
+    # a bad edit is a failed sync and changes nothing: a stays isolated
+    net.patch_namespaced_network_policy("guard", "np", {"spec": {"ingress": [
+        {"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]}})
+    failure = wait_for(lambda: system.stack.context.failures.get("policy/np/guard"))
+    assert failure.permanent and "ipBlock" in failure.error
+    system.stack.wait_idle()
+    assert not reach(system, "np/d", "np/a") and reach(system, "np/c", "np/a")
+    # the fix selects and admits other pods: a, which only the last good version touched,
+    # opens up
+    net.patch_namespaced_network_policy("guard", "np", {"spec": {
+        "podSelector": {"matchLabels": {"app": None, "role": "frontend"}},  # a merge patch
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "admin"}}}]}]}})
+    converges(system, "np/d", "np/a", True, what="a no longer selected")
+    assert not reach(system, "np/d", "np/c") and not reach(system, "np/a", "np/c")
+    assert system.stack.context.failures.get("policy/np/guard") is None
