@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 from prometheus_client import REGISTRY
@@ -44,6 +45,27 @@ def test_every_document_is_well_formed(docs):
         assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"]
         if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == "ckm", doc["metadata"]["name"]
+
+
+KUBERNETES = "1.32"  # the version kubectl and the emulator speak here
+CUSTOM_KINDS = {"ScaledObject"}  # KEDA's CRD: checked against the code below, not a schema
+
+
+def test_every_document_validates_strictly_against_the_kubernetes_schema(docs):
+    """The API's published JSON schema, with unknown fields rejected (a typo such as
+    `periodSecond` in a probe is an error, as the API server would report it)."""
+    errors = []
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: "
+                          f"{str(exc).splitlines()[0]}")
+    assert not errors, "\n".join(errors)
+    assert {d["kind"] for d in docs} - CUSTOM_KINDS >= {
+        "Deployment", "StatefulSet", "ClusterRole", "PodDisruptionBudget", "ConfigMap"}
 
 
 def test_workloads_run_real_commands_with_real_settings(docs):
