@@ -233,8 +233,8 @@ def bench_policy(
     from tasks.fanout import affected_keys
     from workers.context import Context
     from workers.engine import run_key
+    from workers.policies_in_force import policies as parsed_policies
     from workers.reconcilers import CLUSTER_KEY
-    from workers.sync_policy import policies as parsed_policies
 
     def run_all(context, keys):
         def one(key):

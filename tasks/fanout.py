@@ -58,7 +58,7 @@ def own_keys(kind: str, namespace: str, name: str, projection: dict | None, *,
     if kind == "Ingress":
         return [f"ingress/{namespace}/{name}"]
     if kind == "NetworkPolicy":
-        return [f"policy/{namespace}/{name}", *_peer_keys(namespace, name, projection)]
+        return [f"policy/{namespace}/{name}", *peer_keys(namespace, name, projection)]
     return []
 
 
@@ -97,7 +97,7 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
     return keys
 
 
-def _peer_keys(namespace: str, name: str, projection: dict | None) -> list[str]:
+def peer_keys(namespace: str, name: str, projection: dict | None) -> list[str]:
     """The shared peer groups a policy names (a malformed version names none)."""
     if projection is None:
         return []

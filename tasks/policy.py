@@ -18,6 +18,7 @@ matching it, plus the allow-all group of each direction no policy isolates it in
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -228,17 +229,22 @@ def _peer_scope(policy_namespace: str, peer: Peer) -> str:
     return policy_namespace if peer.namespaces is None else ""
 
 
+def _peer_hash(peer: Peer) -> str:
+    # 64 bits: two peers of one scope sharing a hash would share a key and a group name
+    return hashlib.sha1(peer.key().encode()).hexdigest()[:16]
+
+
 def peer_key(policy_namespace: str, peer: Peer) -> str:
     """The work key owning the shared group of this peer: `peer/ns/hash` or `peer/hash`."""
     scope = _peer_scope(policy_namespace, peer)
-    return "/".join(p for p in ("peer", scope, naming.short_hash(peer.key())) if p)
+    return "/".join(p for p in ("peer", scope, _peer_hash(peer)) if p)
 
 
 def shared_peer_group(settings: Settings, policy_namespace: str, peer: Peer) -> Obj:
     """The rule-less group standing for the pods one peer matches, shared by every policy
     naming the same selectors; its `selector` annotation says which."""
     scope = _peer_scope(policy_namespace, peer)
-    short = naming.short_hash(peer.key())
+    short = _peer_hash(peer)
     proj = project(settings, scope or "default")
     return Obj("security-group",
                naming.object_uuid(settings.cluster_name, PEER_KIND, scope, peer.key()),

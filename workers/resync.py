@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 from celery import Celery
 
@@ -22,8 +23,8 @@ from tasks.fanout import own_keys, store_coordinates
 from tasks.model import DELETE_ORDER
 from tasks.policy import PEER_KIND
 from watcher.store import DesiredStore
-from workers import sync_policy
-from workers.apply import EPOCH
+from workers import policies_in_force as in_force
+from workers.apply import EPOCH, AppliedSet
 from workers.context import Context
 from workers.dispatch import enqueue
 from workers.syncs import CLUSTER_KEY
@@ -58,19 +59,24 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
             context.redis.incr(EPOCH)
         enqueue(app, context.queue, keys, resync=True)
         if not kinds:
+            handed: list[str] = []
+
+            def hand_over(key: str, address: tuple[str, str]) -> None:
+                AppliedSet(context.redis, key).record(address, "gc")
+                handed.append(key)
+
             counts["gc-deleted"] = len(collect_garbage(
                 context.contrail, context.store, context.settings.cluster_name,
-                live_peers=set(sync_policy.index(context).peers)))
+                live_peers=set(in_force.index(context).peers), hand_over=hand_over))
+            counts["gc-peer-groups"] = len(handed)
+            enqueue(app, context.queue, handed)
         context.redis.set(LAST, context.redis.time()[0])
         return dict(counts)
     finally:
         context.redis.delete(LOCK)
 
 
-def _alive(store: DesiredStore, notes: dict[str, str], live_peers: set[str]) -> bool:
-    if notes.get("kind") == PEER_KIND:  # shared: alive while some policy names it
-        return "/".join(p for p in ("peer", notes.get("namespace"), notes.get("name"))
-                        if p) in live_peers
+def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
     kind, namespace, name = store_coordinates(
         notes.get("kind", ""), notes.get("namespace", ""), notes.get("name", ""))
     projection = store.get(kind, namespace, name)
@@ -81,10 +87,19 @@ def _alive(store: DesiredStore, notes: dict[str, str], live_peers: set[str]) -> 
     return not uid or projection.get("uid") == uid
 
 
+def _peer_key(notes: dict[str, str]) -> str:
+    return "/".join(p for p in ("peer", notes.get("namespace"), notes.get("name")) if p)
+
+
 def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *,
-                    live_peers: set[str]) -> list[str]:
-    """Delete owned objects whose Kubernetes object is gone, and shared peer groups no
-    policy names any more; returns the deleted uuids."""
+                    live_peers: set[str],
+                    hand_over: Callable[[str, tuple[str, str]], None]) -> list[str]:
+    """Delete owned objects whose Kubernetes object is gone; returns the deleted uuids.
+
+    A shared peer group has no Kubernetes object: one that no policy seemed to name is
+    handed over to its `peer/...` key (recorded as that key's and the key enqueued), which
+    decides under the key's lock with the policies of that moment. Deleting it here could
+    race a new policy that starts naming it."""
     if any(store.resource_version(kind) is None for kind in KINDS):
         log.info("GC skipped: the watcher has not listed every kind yet")
         return []
@@ -93,7 +108,13 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *
         for item in client.list(type_, fields=["annotations"]):
             notes = annotations_of(item)
             if (notes.get("owner") != "k8s" or notes.get("cluster") != cluster
-                    or notes.get("kind") == "Cluster" or _alive(store, notes, live_peers)):
+                    or notes.get("kind") == "Cluster"):
+                continue
+            if notes.get("kind") == PEER_KIND:
+                if _peer_key(notes) not in live_peers:
+                    hand_over(_peer_key(notes), (type_, item["uuid"]))
+                continue
+            if _alive(store, notes):
                 continue
             try:
                 if type_ == "virtual-machine":

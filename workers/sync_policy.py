@@ -13,77 +13,11 @@ from tasks.keys import Key
 from tasks.model import Obj
 from tasks.namespace import project
 from tasks.outcomes import BadInput, NotReady
+from workers import policies_in_force as in_force
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
 from workers.syncs import CLUSTER_KEY, register
-
-_parsed: dict[str, policy.Policy | None] = {}  # fingerprint -> parsed policy (per process)
-_index: tuple[tuple, policy.PolicyIndex | None] = ((), None)
-# "ns/name" -> the last projection of the policy that compiled and was applied. A malformed
-# version is a failed sync and is not applied: the last good one stays in force (for its
-# groups and for the ports that carry them), so bad input never opens what was isolated.
-LAST_GOOD = "ckm:policy:good"
-
-
-def index(ctx: Context) -> policy.PolicyIndex:
-    """The policy index of the current set of policies (rebuilt when any policy changes)."""
-    global _index
-    hashes = ctx.store.hashes("NetworkPolicy")
-    _parse_new(ctx, hashes)
-    good = _last_good_of_malformed(ctx, hashes)
-    current = (frozenset(hashes.items()), frozenset(good.items()))
-    if _index[1] is None or _index[0] != current:
-        _index = (current, policy.PolicyIndex(ctx.settings, _in_force(hashes, good)))
-    return _index[1]
-
-
-def policies(ctx: Context) -> list[policy.Policy]:
-    """Every policy in force: each stored policy, or, for one whose current version is
-    malformed (its own key's failed sync), the last version of it that compiled."""
-    hashes = ctx.store.hashes("NetworkPolicy")
-    _parse_new(ctx, hashes)
-    return _in_force(hashes, _last_good_of_malformed(ctx, hashes))
-
-
-def _parse(namespace: str, name: str, projection: dict) -> policy.Policy | None:
-    try:
-        return policy.parse_policy(namespace, name, projection)
-    except BadInput:
-        return None
-
-
-def _parse_new(ctx: Context, hashes: dict[str, str]) -> None:
-    missing = [f for f, fp in hashes.items() if fp not in _parsed]
-    if not missing:
-        return
-    if len(_parsed) > 2 * len(hashes) + 100:  # forget versions no longer stored
-        live = set(hashes.values())
-        for fp in [fp for fp in _parsed if fp not in live]:
-            del _parsed[fp]
-    projections = ctx.store.get_many("NetworkPolicy", [tuple(f.split("/", 1)) for f in missing])
-    for field, projection in zip(missing, projections, strict=True):
-        if projection is not None:
-            _parsed[hashes[field]] = _parse(*field.split("/", 1), projection)
-
-
-def _last_good_of_malformed(ctx: Context, hashes: dict[str, str]) -> dict[str, str]:
-    malformed = sorted(f for f, fp in hashes.items() if fp in _parsed and _parsed[fp] is None)
-    if not malformed:
-        return {}
-    return {f: text for f, text in zip(malformed, ctx.redis.hmget(LAST_GOOD, malformed),
-                                       strict=True) if text}
-
-
-def _in_force(hashes: dict[str, str], good: dict[str, str]) -> list[policy.Policy]:
-    out = []
-    for field in sorted(hashes):
-        parsed = _parsed.get(hashes[field])
-        if parsed is None and field in good:
-            parsed = _parse(*field.split("/", 1), json.loads(good[field]))
-        if parsed is not None:
-            out.append(parsed)
-    return out
 
 
 def _pods(ctx: Context) -> list[tuple[str, str, dict, dict]]:
@@ -102,13 +36,22 @@ def sync_policy(ctx: Context, key: Key) -> None:
     ns, name = key.namespace, key.name
     projection = ctx.store.get("NetworkPolicy", ns, name)
     applied = AppliedSet(ctx.redis, str(key))
+    good = in_force.last_good(ctx, ns, name)
     if projection is None:
-        _after_skipped_versions(ctx, key, None)
+        if good:  # once: a retry (groups still carried) need not scan the pods again
+            _recompute(ctx, ns, name, good, None)
+            in_force.forget_good(ctx, ns, name)
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("NetworkPolicy", ns, name)
-        ctx.redis.hdel(LAST_GOOD, f"{ns}/{name}")
         return
-    parsed = policy.parse_policy(ns, name, projection)
+    try:
+        parsed = policy.parse_policy(ns, name, projection)
+    except BadInput:
+        # Not applied: the last good version stays in force. Ports recomputed before it was
+        # recorded (it was being applied when this version arrived) follow it now.
+        if good:
+            _recompute(ctx, ns, name, good, None)
+        raise
     require_project(ctx, ns)
     _require_peers(ctx, str(key), policy.shared_peers(ctx.settings, parsed))
     selected = [p for _, p in ctx.store.in_namespace("Pod", ns)
@@ -116,22 +59,18 @@ def sync_policy(ctx: Context, key: Key) -> None:
     numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
                else {})
     apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
-    _after_skipped_versions(ctx, key, projection)
-    ctx.redis.hset(LAST_GOOD, f"{ns}/{name}", json.dumps(projection, sort_keys=True))
+    previous = in_force.remember_good(ctx, ns, name, projection)
+    if previous is not None and previous != projection:
+        _recompute(ctx, ns, name, previous, projection)
     release_waiters(ctx, str(key))  # pods that waited for these groups take them now
 
 
-def _after_skipped_versions(ctx: Context, key: Key, projection: dict | None) -> None:
-    """After malformed versions (a bad-input failure of this key), the watcher's fan-out
-    compared a malformed version with this one, but ports still follow the last good one:
-    recompute the groups of the pods that one selected or peered."""
-    failure = ctx.failures.get(str(key))
-    if failure is None or not failure.permanent:
-        return
-    good = ctx.redis.hget(LAST_GOOD, f"{key.namespace}/{key.name}")
-    if good:
-        ctx.enqueue(fanout.policy_pods(key.namespace, key.name, json.loads(good), projection,
-                                       ctx.store))
+def _recompute(ctx: Context, ns: str, name: str, old: dict, new: dict | None) -> None:
+    """The watcher's fan-out compares consecutive stored versions; ports and peer groups
+    follow the last *applied* one, which a malformed version in between hides from it. Run
+    the keys of what `old` touched (no-ops where nothing changed)."""
+    ctx.enqueue(fanout.policy_pods(ns, name, old, new, ctx.store)
+                + fanout.peer_keys(ns, name, old))
 
 
 def _require_peers(ctx: Context, waiter: str, shared: list[tuple[str, Obj]]) -> None:
@@ -149,7 +88,7 @@ def sync_peer_group(ctx: Context, key: Key) -> None:
     """A shared peer group exists while some valid policy names its selectors. Deleting it
     is refused while ports still carry it; it is retried until their sgs keys have run."""
     applied = AppliedSet(ctx.redis, str(key))
-    entry = index(ctx).peers.get(str(key))
+    entry = in_force.index(ctx).peers.get(str(key))
     if entry is None:
         try:
             apply(ctx.contrail, [], applied)
@@ -169,7 +108,7 @@ def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_exist
     """The pod's group refs; with `only_existing`, groups not made yet are left out (the
     pod's sgs key adds them once their policy key has made them)."""
     ns = ctx.store.get("Namespace", "", namespace) or {}
-    chosen = index(ctx).pod_groups(namespace, projection, ns.get("labels") or {})
+    chosen = in_force.index(ctx).pod_groups(namespace, projection, ns.get("labels") or {})
     owned = [(group, owner) for group, owner in chosen if owner is not None]
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip for every group's check
     for group, owner in owned:

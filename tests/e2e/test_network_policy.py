@@ -177,3 +177,12 @@ def test_a_malformed_update_keeps_the_last_good_version_in_force(cluster):
     converges(system, "np/d", "np/a", True, what="a no longer selected")
     assert not reach(system, "np/d", "np/c") and not reach(system, "np/a", "np/c")
     assert system.stack.context.failures.get("policy/np/guard") is None
+    # deleted while malformed: the ports that followed the last good version are freed
+    net.patch_namespaced_network_policy("guard", "np", {"spec": {"ingress": [
+        {"ports": [{"port": "Not_A_Name"}]}]}})
+    wait_for(lambda: system.stack.context.failures.get("policy/np/guard"), what="bad again")
+    net.delete_namespaced_network_policy("guard", "np")
+    converges(system, "np/d", "np/c", True, what="c open after the delete")
+    wait_for(lambda: not [g for g in system.contrail.list("security-group")
+                          if "-np-" in g["fq_name"][-1] or "-peer-" in g["fq_name"][-1]],
+             what="the policy's groups and peer groups removed")

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tasks import naming
+from workers.apply import AppliedSet
 from workers.engine import run_key
 from workers.reconcilers import CLUSTER_KEY
 from workers.resync import KINDS, collect_garbage
@@ -112,30 +113,37 @@ def test_gc_deletes_orphans_only(context):
             {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "x"}]}})["uuid"]
     unowned = context.contrail.create("project", {
         "fq_name": ["default-domain", "manual"], "parent_type": "domain"})["uuid"]
-    deleted = collect_garbage(context.contrail, context.store, "k8s", live_peers=set())
+    deleted = collect_garbage(context.contrail, context.store, "k8s", live_peers=set(),
+                              hand_over=lambda *_: None)
     assert deleted == [orphan]
     for survivor in (other_cluster, unowned, project_uuid(context, "alive")):
         assert context.contrail.read("project", survivor)
 
 
-def test_gc_keeps_the_peer_groups_some_policy_names(context):
+def test_gc_hands_peer_groups_no_policy_names_to_their_keys(context):
+    """GC never deletes a shared peer group itself (a new policy may be naming it right
+    now): it hands it to its `peer/...` key, which decides under the key's lock."""
     run(context, CLUSTER_KEY)
     for kind in KINDS:
         context.store.set_resource_version(kind, "1")
 
-    def peer_group(scope, short):
+    def peer_group(short):
         return context.contrail.create("security-group", {
             "fq_name": ["default-domain", "k8s-default", f"k8s-peer-{short}"],
             "parent_type": "project", "annotations": {"key_value_pair": [
                 {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
                 {"key": "kind", "value": "NetworkPolicyPeer"},
-                {"key": "namespace", "value": scope}, {"key": "name", "value": short}]}})["uuid"]
-    named, local, unnamed = peer_group("", "aaaa"), peer_group("np", "bbbb"), peer_group("", "cccc")
+                {"key": "namespace", "value": ""}, {"key": "name", "value": short}]}})["uuid"]
+    named, unnamed = peer_group("aaaa"), peer_group("cccc")
+    handed = []
     deleted = collect_garbage(context.contrail, context.store, "k8s",
-                              live_peers={"peer/aaaa", "peer/np/bbbb"})
-    assert deleted == [unnamed]
+                              live_peers={"peer/aaaa"},
+                              hand_over=lambda key, address: handed.append((key, address)))
+    assert deleted == [] and handed == [("peer/cccc", ("security-group", unnamed))]
+    AppliedSet(context.redis, "peer/cccc").record(("security-group", unnamed), "gc")
+    assert run(context, "peer/cccc")[0] == "done"      # no policy names it: the key deletes it
+    assert not context.contrail.list("security-group", obj_uuids=[unnamed])
     assert context.contrail.read("security-group", named)
-    assert context.contrail.read("security-group", local)
 
 
 def test_gc_waits_for_the_first_full_list(context):
@@ -144,7 +152,8 @@ def test_gc_waits_for_the_first_full_list(context):
         "annotations": {"key_value_pair": [
             {"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"},
             {"key": "kind", "value": "Namespace"}, {"key": "name", "value": "orphan"}]}})
-    assert collect_garbage(context.contrail, context.store, "k8s", live_peers=set()) == []
+    assert collect_garbage(context.contrail, context.store, "k8s", live_peers=set(),
+                              hand_over=lambda *_: None) == []
 
 
 def test_bootstrap_repairs_what_is_missing_or_wrong(context):
