@@ -107,7 +107,10 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         _log_run(context, key, outcome, started)
     if context.queue.finish(key, token, retry_in=retry_in) == 1:
         send([key])
-    if error is not None and raise_failures:
+    # A run waiting for another key (NotReady) is normal ordering, not a failure, until it
+    # has waited long enough to be a failed sync; only failures show red in Flower.
+    waiting = outcome == "not-ready" and context.failures.get(key) is None
+    if error is not None and raise_failures and not waiting:
         then = "not retried until it changes" if retry_in is None else \
             f"retrying in {retry_in:.2f}s"
         raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error

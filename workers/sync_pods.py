@@ -13,7 +13,7 @@ from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
-from workers.sync_policy import pod_group_refs, remember
+from workers.sync_policy import pod_group_state, remember
 from workers.syncs import register
 from workers.vrouters import unlink_vrouters
 
@@ -52,7 +52,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
     place = _placement(ctx, key, projection)
-    groups = pod_group_refs(ctx, key.namespace, projection, only_existing=True)
+    groups, complete = pod_group_state(ctx, key.namespace, projection, only_existing=True)
     objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place, groups)
     if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
@@ -63,6 +63,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         result = apply(ctx.contrail, objs, applied)
     if any(o.type == "virtual-machine-interface" for o in objs if o.uuid in result.created):
         remember(ctx, key.namespace, key.name, groups)  # the port was born with these groups
+        if not complete:  # the rest come once their owners have made them
+            ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])
     if result.created and place.needs_fip:
         ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     release_waiters(ctx, str(key))  # its sgs key may have found the port missing

@@ -103,10 +103,10 @@ def sync_peer_group(ctx: Context, key: Key) -> None:
     release_waiters(ctx, str(key))  # policies and pods that waited for this group
 
 
-def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_existing: bool,
-                   waiter: str | None = None):
-    """The pod's group refs; with `only_existing`, groups not made yet are left out (the
-    pod's sgs key adds them once their policy key has made them)."""
+def pod_group_state(ctx: Context, namespace: str, projection: dict, *, only_existing: bool,
+                    waiter: str | None = None):
+    """(refs, complete): the pod's group refs, and whether every group it should carry
+    exists (with `only_existing`, the ones not made yet are left out of the refs)."""
     ns = ctx.store.get("Namespace", "", namespace) or {}
     chosen = in_force.index(ctx).pod_groups(namespace, projection, ns.get("labels") or {})
     owned = [(group, owner) for group, owner in chosen if owner is not None]
@@ -115,16 +115,17 @@ def pod_group_refs(ctx: Context, namespace: str, projection: dict, *, only_exist
         pipe.hexists(f"ckm:applied:{owner}", "/".join(group.address))
     made = {group.uuid for (group, _), exists in zip(owned, pipe.execute(), strict=True)
             if exists}
-    ready = []
+    ready, complete = [], True
     for group, owner in chosen:
         if owner is not None and group.uuid not in made:
             if only_existing:
+                complete = False
                 continue
             if waiter:
                 ctx.redis.sadd(f"ckm:waiting:{owner}", waiter)
             raise NotReady(f"security group {group.fq_name[-1]} does not exist yet")
         ready.append((group, owner))
-    return policy.refs_of(ready)
+    return policy.refs_of(ready), complete
 
 
 def memo_key(namespace: str, name: str) -> str:
@@ -146,7 +147,7 @@ def recompute_sgs(ctx: Context, key: Key) -> None:
                           ctx.store.get("Namespace", "", ns))
     port = pod.vmi(ctx.settings, ns, name, projection["uid"], place.network, ())
     require(ctx, f"port/{ns}/{name}", port, "the pod's port", waiter=str(key))
-    refs = pod_group_refs(ctx, ns, projection, only_existing=False, waiter=str(key))
+    refs, _ = pod_group_state(ctx, ns, projection, only_existing=False, waiter=str(key))
     wanted = json.dumps(sorted(r.uuid for r in refs))
     if ctx.redis.get(memo_key(ns, name)) == wanted:
         return
