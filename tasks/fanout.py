@@ -66,12 +66,14 @@ def affected_keys(kind: str, namespace: str, name: str, old: dict | None, new: d
                   lookup: Lookup | None = None, *, app_label: str = APP_LABEL) -> list[str]:
     keys = own_keys(kind, namespace, name, new if new is not None else old,
                     app_label=app_label)
-    if kind == "Pod" and old is None and new is not None:
-        # a new pod: its port key makes the port with the groups that exist, then enqueues
-        # its FIP and groups keys if they have work (no run that would only wait for it)
-        keys = [k for k in keys if not k.startswith(("fip/", "sgs/"))]
-    elif kind == "Pod" and old is not None and new is not None:
-        keys += _pod_keys(namespace, name, old, app_label)  # the app network it left
+    if kind == "Pod" and new is not None:
+        if old is not None:
+            keys += _pod_keys(namespace, name, old, app_label)  # the app network it left
+        if not (old or {}).get("node"):
+            # not on a node until now, so it has no port: its port key makes the port with
+            # the groups that exist, then enqueues its FIP and groups keys if they have work
+            # (rather than runs that would only wait for the port)
+            keys = [k for k in keys if not k.startswith(("fip/", "sgs/"))]
     elif kind in ("EndpointSlice", "NetworkPolicy") and old is not None:
         keys += own_keys(kind, namespace, name, old, app_label=app_label)
     if lookup is not None:

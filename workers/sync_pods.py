@@ -56,15 +56,18 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place, groups)
     if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
+    port = next(o for o in objs if o.type == "virtual-machine-interface")
+    if port.address not in applied:
+        # the groups it is born with, recorded before it exists: its sgs key, which waits
+        # for the port, then never rewrites the same list
+        remember(ctx, key.namespace, key.name, groups)
     try:
         result = apply(ctx.contrail, objs, applied)
     except Taken as exc:
         _purge_previous_pod(ctx, key, exc)
         result = apply(ctx.contrail, objs, applied)
-    if any(o.type == "virtual-machine-interface" for o in objs if o.uuid in result.created):
-        remember(ctx, key.namespace, key.name, groups)  # the port was born with these groups
-        if not complete:  # the rest come once their owners have made them
-            ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])
+    if port.uuid in result.created and not complete:
+        ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])  # the rest, once they are made
     if result.created and place.needs_fip:
         ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     release_waiters(ctx, str(key))  # its sgs key may have found the port missing
