@@ -7,7 +7,7 @@ import pytest
 
 from tasks import naming
 from workers.apply import AppliedSet
-from workers.engine import run_key
+from workers.engine import SyncFailed, run_key
 from workers.reconcilers import CLUSTER_KEY
 from workers.resync import KINDS, collect_garbage
 
@@ -175,3 +175,20 @@ def test_bootstrap_repairs_what_is_missing_or_wrong(context):
     assert [s["subnet"]["ip_prefix"] for s in subnets] == ["10.32.0.0"]
     refs = contrail.read("virtual-network", network)["network_ipam_refs"]
     assert sorted(r["to"][-1] for r in refs) == ["k8s-pod-ipam", "k8s-service-ipam"]
+
+
+def test_flower_sees_failures_but_not_runs_that_wait(context):
+    """Celery tasks call run_key with raise_failures: bad input raises SyncFailed (FAILURE in
+    Flower); a run waiting for another key does not, until it is a failed sync."""
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "typo", {"opencontrail.org/isolation": "ture"})
+    with pytest.raises(SyncFailed, match="namespace/typo: BadInput"):
+        run_key(context, "namespace/typo", lambda _: None, raise_failures=True)
+    context.store.put("NetworkPolicy", "later", "p", {"uid": "np-1", "spec": {}})
+    assert run_key(context, "policy/later/p", lambda _: None,
+                   raise_failures=True) == "not-ready"        # its project is not made yet
+    for _ in range(context.settings.max_attempts - 2):
+        run_key(context, "policy/later/p", lambda _: None)
+    with pytest.raises(SyncFailed, match="NotReady"):         # now a failed sync
+        run_key(context, "policy/later/p", lambda _: None, raise_failures=True)
+    assert context.failures.get("policy/later/p").attempts == context.settings.max_attempts
