@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from config.settings import Settings
@@ -179,7 +179,7 @@ def peer_ok(peer, policy_ns, other, cluster):
     return ns_ok and sel(peer.get("podSelector", {}), other["labels"])
 
 
-def port_ok(ports, port, protocol, dest, peer_is_block):
+def port_ok(ports, port, protocol, dest, name_unresolvable):
     if not ports:
         return True
     for p in ports:
@@ -188,8 +188,9 @@ def port_ok(ports, port, protocol, dest, peer_is_block):
         if "port" not in p:
             return True
         if isinstance(p["port"], str):
-            # a named port resolves against the destination pod; never for an ipBlock peer
-            if not peer_is_block and dest["named"] == port:
+            # a named port resolves against the destination pod: the selected pod for
+            # ingress (whatever the peer); for egress to an ipBlock there is no pod to ask
+            if not name_unresolvable and dest["named"] == port:
                 return True
         elif p["port"] <= port <= p.get("endPort", p["port"]):
             return True
@@ -211,7 +212,8 @@ def direction_ok(pod, other, port, protocol, cluster, key, rules_key, dest):
                 continue
             for peer in peers:
                 if peer_ok(peer, ns, other, cluster) and port_ok(
-                        rule.get("ports"), port, protocol, dest, "ipBlock" in peer):
+                        rule.get("ports"), port, protocol, dest,
+                        "ipBlock" in peer and rules_key == "egress"):
                     return True
     return False
 
@@ -256,6 +258,10 @@ def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CLUSTER)
+# ingress from an ipBlock on a named port: the name resolves on the selected pod (allowed)
+@example({"namespaces": {"n1": {}, "n2": {}}, "pods": [("n1", {}, None), ("n1", {}, 80)],
+          "policies": [("n1", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
+              {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"port": "http"}]}]})]})
 def test_contrail_verdicts_equal_the_networkpolicy_spec(cluster):
     snap, pods = snapshot_of(cluster)
     for src in pods:
