@@ -136,8 +136,9 @@ def failed_show(ctx: typer.Context, key: str) -> None:
 def retry(ctx: typer.Context,
           keys: Annotated[list[str] | None, typer.Argument(help="Keys to run now")] = None,
           all_failed: Annotated[bool, typer.Option("--all-failed")] = False) -> None:
-    """Reset the backoff of keys (or of every failed sync) and run them now."""
-    from workers.dispatch import enqueue
+    """Reset the backoff of keys (or of every failed sync) and run them now (even a key
+    that looks queued: its message may have been lost)."""
+    from workers.dispatch import retry as send_again
 
     celery_app, context = _engine(ctx)
     chosen = list(keys or [])
@@ -147,8 +148,7 @@ def retry(ctx: typer.Context,
         raise typer.BadParameter("name keys or use --all-failed")
     for key in chosen:
         context.failures.clear(key)
-        context.queue.forget_delay(key)
-    enqueue(celery_app, context.queue, chosen, urgent=True)
+    send_again(celery_app, context.queue, chosen)
     out.print(f"queued {len(chosen)} key(s)")
 
 
@@ -190,9 +190,13 @@ def watcher(
     def push(keys: list[str], urgent: bool) -> None:
         enqueue(celery_app, context.queue, keys, urgent=urgent)
 
+    from workers.engine import report_bad_object
+
     running = Watcher(api_client(settings), context.store, push, bootstrap_keys=[CLUSTER_KEY],
                       identity=identity, lease_namespace=settings.lease_namespace,
-                      lease_name=settings.lease_name, app_label=settings.app_label)
+                      lease_name=settings.lease_name, app_label=settings.app_label,
+                      on_bad_object=lambda kind, obj, exc: report_bad_object(
+                          context, kind, obj, exc))
     if settings.metrics_port:
         serve_health(settings.metrics_port, healthy=running.healthy, ready=running.ready)
     signal.signal(signal.SIGTERM, lambda *_: running.stop.set())

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     backoff_cap: float = Field(300.0, gt=0, description="longest retry delay, seconds")
     lease_seconds: float = Field(
         60.0, gt=0, description="a running key's lease; a dead worker's key is rescued after it")
+    resend_seconds: float = Field(
+        30.0, gt=0, description="a key queued this long without running is sent again "
+        "(its message may be lost); then at doubling intervals")
     settle_seconds: float = Field(
         0.05, ge=0, description="a key changed while it ran waits this long before re-running")
     resync_interval: float = Field(600.0, ge=0, description="full resync + GC period; 0 = off")

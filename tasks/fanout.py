@@ -22,6 +22,7 @@ from typing import Protocol
 
 from tasks.ingress import backend_services
 from tasks.outcomes import BadInput
+from tasks.pod import APP_NAME
 from tasks.policy import egress_named, parse_policy, peer_key
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
@@ -39,7 +40,7 @@ class Lookup(Protocol):
 def _pod_keys(namespace: str, name: str, pod: dict | None, app_label: str) -> list[str]:
     keys = [f"port/{namespace}/{name}", f"fip/{namespace}/{name}", f"sgs/{namespace}/{name}"]
     app = ((pod or {}).get("labels") or {}).get(app_label)
-    if app:
+    if app and APP_NAME.match(app):  # an unusable name is the port key's bad input
         keys.append(f"appnet/{namespace}/{app}")
     return keys
 

@@ -1,11 +1,16 @@
 """List-then-watch of one kind into the desired-state store, enqueueing the keys it affects.
 
 - The initial LIST is paginated (`limit`/`continue`), never a GET per item.
-- WATCH resumes from the last resourceVersion, asks for bookmarks, and restarts on timeout;
-  the resourceVersion is kept in Redis, so a restarted (or newly elected) watcher resumes
-  instead of relisting.
+- WATCH resumes from the resourceVersion of the last event handled, asks for bookmarks, and
+  restarts on timeout. Each event's store write saves that resume point in the same Redis
+  step, so a restarted (or newly elected) watcher resumes exactly where the store is.
 - 410 Gone (the history was compacted) means: relist and diff against the store; objects
   that vanished meanwhile become deletes.
+- The store's generation tells whether Redis still holds what this reflector wrote: when it
+  does not (a restart without persistence, a failover to a lagging replica, FLUSHALL), the
+  reflector relists; workers and GC wait for the store to be complete again.
+- An event that cannot be handled (a malformed object) is that object's failed sync, reported
+  through `on_bad_object`; the stream goes on past it.
 - Connection errors back off exponentially with jitter and try again.
 """
 
@@ -21,17 +26,31 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from tasks.fanout import APP_LABEL, affected_keys, store_coordinates
+from tasks.keys import Key
 from watcher import metrics
 from watcher.projection import PROJECTIONS
-from watcher.store import DesiredStore, fingerprint
+from watcher.store import CHANGED, DesiredStore, Fenced, StoreLost, fingerprint
 
 log = logging.getLogger("ckm.watcher")
 
 Enqueue = Callable[[list[str], bool], None]  # (keys, urgent)
+BadObject = Callable[[str, dict, Exception], None]  # (kind, object, error)
+
+# Failures of the stream itself (not of one object): resume the watch after a pause.
+STREAM_ERRORS = (ApiException, redis.RedisError, urllib3.exceptions.HTTPError, OSError)
+
+
+def _checked(keys: list[str]) -> list[str]:
+    """Refuse (as this object's failure) keys that are not keys, before anything is written."""
+    for key in keys:
+        Key.parse(key)
+    return keys
 
 
 class Gone(Exception):
@@ -41,39 +60,72 @@ class Gone(Exception):
 class Reflector:
     def __init__(self, kind: str, list_fn, store: DesiredStore, enqueue: Enqueue, *,
                  page_size: int = 500, watch_timeout: int = 300,
-                 app_label: str = APP_LABEL):
+                 app_label: str = APP_LABEL, term: int | None = None,
+                 on_bad_object: BadObject | None = None,
+                 on_listed: Callable[[], None] | None = None):
         self.kind, self.list_fn, self.store, self.enqueue = kind, list_fn, store, enqueue
         self.app_label = app_label
         self.project = PROJECTIONS[kind]
         self.page_size, self.watch_timeout = page_size, watch_timeout
+        self.writer = store.writer(kind, term=term)
+        self.on_bad_object, self.on_listed = on_bad_object, on_listed
         self.stop = threading.Event()
+        self.version: str | None = None
+        self.listed = False  # the store holds a full list under this reflector's generation
+        self.failing_since: float | None = None  # for health: the stream keeps failing
+        self.last_error = ""
         self._response = None
-        self._last_saved = 0.0
+        self._lost = False
 
     # --- loop ----------------------------------------------------------------------------------
     def run(self) -> None:
-        version = self.store.resource_version(self.kind)
+        self.version, self.writer.generation = self.store.resume_point(self.kind)
+        if self.version is None or self.writer.generation is None:
+            self.version = None
+        else:
+            self._listed()
         failures = 0
         while not self.stop.is_set():
             try:
-                if version is None:
-                    version = self.relist()
-                version = self.watch(version)
-                failures = 0
+                if self.version is None:
+                    self.relist()
+                    if self.version is None:
+                        continue  # stopped in the middle of the list
+                self.watch()
+                failures, self.failing_since = 0, None
+                if self._lost:
+                    raise StoreLost(f"{self.kind}: the store lost its generation")
             except Gone:
                 metrics.GONE.labels(self.kind).inc()
-                log.info("%s: resourceVersion %s expired, relisting", self.kind, version)
-                version = None
+                log.info("%s: resourceVersion %s expired, relisting", self.kind, self.version)
+                self.version = None
+            except StoreLost as exc:
+                metrics.STORE_LOST.labels(self.kind).inc()
+                log.warning("%s: %s; relisting", self.kind, exc)
+                self.listed, self.version, self._lost = False, None, False
+            except Fenced as exc:
+                log.warning("%s: %s; stopping", self.kind, exc)
+                self.stop.set()
             except Exception as exc:  # any failure of a long-lived stream: back off, resume
                 if self.stop.is_set():
                     break  # close() pulled the stream out from under a read
+                if self._lost:  # verify_store() pulled the stream: relist at once
+                    self.listed, self.version, self._lost = False, None, False
+                    continue
                 failures += 1
-                pause = min(30.0, 0.1 * 2 ** failures) * random.uniform(0.5, 1.0)
-                log.warning("%s: watch failed (%s); retrying in %.1fs", self.kind, exc, pause)
+                self.failing_since = self.failing_since or time.monotonic()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                metrics.STREAM_ERRORS.labels(self.kind).inc()
+                pause = min(30.0, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1.0)
+                log.warning("%s: watch failed (%s); resuming from %s in %.1fs", self.kind,
+                            self.last_error, self.version, pause)
                 self.stop.wait(pause)
 
     def close(self) -> None:
         self.stop.set()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
         response = self._response
         if response is not None:
             # Shut the socket down rather than close the response: closing would wait for
@@ -84,33 +136,56 @@ class Reflector:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+    def verify_store(self) -> None:
+        """Called from the watcher's loop: a store that lost this kind's generation (Redis
+        restarted empty) is relisted now, not at the next event or bookmark."""
+        if self.listed and self.store.resume_point(self.kind)[1] is None:
+            log.warning("%s: the store lost its data; relisting", self.kind)
+            metrics.STORE_LOST.labels(self.kind).inc()
+            self.listed = False
+            self._lost = True
+            self._shutdown()
+
+    def _listed(self) -> None:
+        self.listed = True
+        if self.on_listed is not None:
+            self.on_listed()
+
     # --- list ----------------------------------------------------------------------------------
-    def relist(self) -> str:
+    def relist(self) -> None:
         metrics.RELISTS.labels(self.kind).inc()
         stored = self.store.hashes(self.kind)
         seen: set[str] = set()
         token, version = None, ""
         while True:
-            page = self._call(limit=self.page_size, _continue=token)
+            if self.stop.is_set():
+                return
+            page = self._call(limit=self.page_size, _continue=token,
+                              _request_timeout=(10, 120))
             for obj in page.get("items") or []:
-                seen.add(self._field(obj))
-                projection = self.project(obj)
-                if stored.get(self._field(obj)) != fingerprint(projection):
-                    self.upsert(obj, projection)
+                field = self._field(obj)
+                seen.add(field)
+                self._guarded(obj, lambda o=obj, f=field: self._relist_one(o, f, stored))
             token = (page.get("metadata") or {}).get("continue")
             version = (page.get("metadata") or {}).get("resourceVersion") or version
             if not token:
                 break
         for field in set(stored) - seen:  # gone while we were not watching
             namespace, _, name = field.partition("/")
-            self.remove(namespace, name)
-        self.store.set_resource_version(self.kind, version)
+            self.remove(namespace, name, check=False)
+        self.writer.listed(version)
+        self.version = version
         log.info("%s: listed %d objects at resourceVersion %s", self.kind, len(seen), version)
-        return version
+        self._listed()
+
+    def _relist_one(self, obj: dict, field: str, stored: dict[str, str]) -> None:
+        projection = self.project(obj)
+        if stored.get(field) != fingerprint(projection):
+            self.upsert(obj, projection, check=False)
 
     # --- watch ---------------------------------------------------------------------------------
-    def watch(self, version: str) -> str:
-        self._response = self._call(raw=True, watch=True, resource_version=version,
+    def watch(self) -> None:
+        self._response = self._call(raw=True, watch=True, resource_version=self.version,
                                     allow_watch_bookmarks=True,
                                     timeout_seconds=self.watch_timeout,
                                     _request_timeout=(10, self.watch_timeout + 30))
@@ -119,16 +194,13 @@ class Reflector:
                 if self.stop.is_set():
                     break
                 if line:
-                    version = self.handle(json.loads(line)) or version
-                    self._save(version)
+                    self.handle(json.loads(line))
         finally:
             self._response.release_conn()
             self._response = None
-        self._save(version, force=True)
-        return version
 
-    def handle(self, event: dict[str, Any]) -> str | None:
-        """Apply one watch event; returns the resourceVersion it carries."""
+    def handle(self, event: dict[str, Any]) -> None:
+        """Apply one watch event; the resume point moves past it whatever its object holds."""
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             if obj.get("code") == 410:
@@ -136,14 +208,40 @@ class Reflector:
             raise ApiException(status=obj.get("code"), reason=obj.get("message"))
         metrics.EVENTS.labels(self.kind, kind).inc()
         metrics.LAST_EVENT.labels(self.kind).set_to_current_time()
+        rv = (obj.get("metadata") or {}).get("resourceVersion") or ""
         if kind in ("ADDED", "MODIFIED"):
-            self.upsert(obj, self.project(obj))
+            handled = self._guarded(obj, lambda: self.upsert(obj, self.project(obj), rv=rv))
         elif kind == "DELETED":
             meta = obj.get("metadata") or {}
             _, namespace, name = store_coordinates(self.kind, meta.get("namespace", ""),
                                                    meta.get("name", ""))
-            self.remove(namespace, name)
-        return (obj.get("metadata") or {}).get("resourceVersion")
+            handled = self._guarded(obj, lambda: self.remove(namespace, name, rv=rv))
+        else:  # BOOKMARK
+            handled = False
+        if not handled and rv:
+            self.writer.advance(rv)
+        if rv:
+            self.version = rv
+
+    def _guarded(self, obj: dict, step: Callable[[], None]) -> bool:
+        """Run one object's step; a failure of that object (not of the stream) becomes its
+        failed sync. Returns whether the step ran to the end."""
+        try:
+            step()
+            return True
+        except (*STREAM_ERRORS, Gone, Fenced, StoreLost):
+            raise
+        except Exception as exc:
+            meta = obj.get("metadata") or {}
+            metrics.BAD_OBJECTS.labels(self.kind).inc()
+            log.warning("%s %s/%s cannot be handled: %s: %s", self.kind,
+                        meta.get("namespace", ""), meta.get("name", ""), type(exc).__name__, exc)
+            if self.on_bad_object is not None:
+                try:
+                    self.on_bad_object(self.kind, obj, exc)
+                except Exception:  # reporting must not stop the stream
+                    log.exception("could not report the bad object")
+            return False
 
     # --- store + fan-out -----------------------------------------------------------------------
     def _field(self, obj: dict) -> str:
@@ -152,31 +250,40 @@ class Reflector:
                                                meta.get("name", ""))
         return f"{namespace}/{name}"
 
-    def upsert(self, obj: dict, projection: dict) -> None:
+    def upsert(self, obj: dict, projection: dict, *, rv: str = "", check: bool = True) -> None:
+        """Store the projection and queue the keys it affects, in one step."""
         namespace, _, name = self._field(obj).partition("/")
         old = self.store.get(self.kind, namespace, name)
-        if self.store.put(self.kind, namespace, name, projection):
-            self._enqueue(affected_keys(self.kind, namespace, name, old, projection,
-                                        self.store, app_label=self.app_label), False)
+        if old == projection:
+            if rv:
+                self.writer.advance(rv)
+            return
+        keys = _checked(affected_keys(self.kind, namespace, name, old, projection, self.store,
+                                      app_label=self.app_label))
+        object_rv = (obj.get("metadata") or {}).get("resourceVersion") or ""
+        status = self.writer.put(namespace, name, projection, object_rv=object_rv,
+                                 resume_rv=rv, keys=keys, check=check)
+        if status == CHANGED:
+            self._enqueue(keys, False)
 
-    def remove(self, namespace: str, name: str) -> None:
-        old = self.store.delete(self.kind, namespace, name)
-        if old is not None:
-            self._enqueue(affected_keys(self.kind, namespace, name, old, None, self.store,
-                                        app_label=self.app_label), True)
+    def remove(self, namespace: str, name: str, *, rv: str = "", check: bool = True) -> None:
+        old = self.store.get(self.kind, namespace, name)
+        keys = [] if old is None else _checked(affected_keys(
+            self.kind, namespace, name, old, None, self.store, app_label=self.app_label))
+        status = self.writer.delete(namespace, name, object_rv=rv, resume_rv=rv, keys=keys,
+                                    check=check)
+        if status == CHANGED:
+            self._enqueue(keys, True)
 
     def _enqueue(self, keys: list[str], urgent: bool) -> None:
-        if keys:
-            metrics.ENQUEUED.labels(self.kind).inc(len(keys))
+        if not keys:
+            return
+        metrics.ENQUEUED.labels(self.kind).inc(len(keys))
+        try:
             self.enqueue(keys, urgent)
-
-    def _save(self, version: str, *, force: bool = False) -> None:
-        # Persisting every event would double the Redis writes; once a second is plenty,
-        # since replaying a second of events is harmless (the store drops no-op updates).
-        now = time.monotonic()
-        if force or now - self._last_saved > 1.0:
-            self.store.set_resource_version(self.kind, version)
-            self._last_saved = now
+        except Exception as exc:  # the keys wait in the outbox; the sweeper sends them
+            log.warning("%s: enqueue failed (%s); the sweeper will send %d key(s)", self.kind,
+                        exc, len(keys))
 
     def _call(self, *, raw: bool = False, **params):
         params = {k: v for k, v in params.items() if v is not None}

@@ -5,40 +5,121 @@ Written by the watcher, read by the workers (the one module both sides share). P
   ckm:hash:<Kind>        hash  "ns/name" -> sha1 of that JSON (cheap no-op detection)
   ckm:tomb:<Kind>        hash  "ns/name" -> last projection of a deleted object, kept until
                                its cleanup succeeded (so the cleanup knows the old uid)
+  ckm:orv:<Kind>         hash  "ns/name" -> resourceVersion of the last event applied to it
   ckm:idx:<Kind>:<ns>    set   names in a namespace
-  ckm:rv:<Kind>          string  last resourceVersion seen (resume point after a restart)
+  ckm:rv:<Kind>          string  resume point: resourceVersion of the last event handled
+  ckm:gen:<Kind>         string  generation: changes with every write of the reflector that
+                               listed the kind; a reflector that finds another value (Redis
+                               lost data, or came back from an older snapshot) must relist
 Cluster-scoped objects use the namespace "".
+
+Every watcher write is one Lua call that also (a) saves the resume point, so a restarted
+watcher never replays what it already stored, (b) refuses an event older than the stored one
+for the same object, (c) refuses a writer whose leader term is stale (a deposed watcher),
+(d) refuses a writer whose generation is not the store's, and (e) puts the keys the change
+affects into an outbox in the same step, so a crash between the write and the enqueue
+loses no work (the sweeper drains old outbox entries).
+
+`ckm:store:complete` exists while every kind has been listed into this Redis; workers run
+no key and GC deletes nothing without it (an empty store must never read as "deleted").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
 import redis
 
-_PUT = """
--- KEYS: obj, hash, tomb, idx. ARGV: field, json, sha, name. Returns 1 if it changed.
-if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[4])
-return 1
+TERM = "ckm:term"
+COMPLETE = "ckm:store:complete"
+OUTBOX = "ckm:q:outbox"             # key -> ms it was written; drained by the sweeper
+URGENT_OUTBOX = "ckm:q:outbox:urgent"
+
+# Statuses of a write.
+CHANGED, UNCHANGED, STALE, FENCED, LOST = 1, 0, -1, -2, -3
+
+_WRITE = """
+-- KEYS: obj, hash, tomb, idx, orv, rv, gen, term, complete, outbox
+-- ARGV: op (put|del|advance|listed), field, name, json, sha, object rv, resume rv,
+--       expected generation ('' = do not check: a relist), term, keys to enqueue...
+-- Returns {status, generation, old projection or ''}.
+local op, field = ARGV[1], ARGV[2]
+local function int(v)
+  if v and string.match(v, '^%d+$') then return tonumber(v) end
+  return nil
+end
+local function older(a, b)  -- a strictly older than b; unknown formats are never older
+  local x, y = int(a), int(b)
+  return x ~= nil and y ~= nil and x < y
+end
+if ARGV[9] ~= '' then  -- '' : a tool's write outside any watch
+  local term, held = tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[8]) or '-1')
+  if term < held then return {-2, '', ''} end
+  if term > held then redis.call('SET', KEYS[8], ARGV[9]) end
+end
+local gen = ''
+if op == 'listed' then
+  redis.call('SET', KEYS[6], ARGV[7])
+  redis.call('SET', KEYS[7], ARGV[8])
+  return {1, ARGV[8], ''}
+end
+if ARGV[8] ~= '' then
+  if redis.call('GET', KEYS[7]) ~= ARGV[8] then
+    redis.call('DEL', KEYS[9])
+    return {-3, '', ''}
+  end
+end
+local function advance()
+  if ARGV[7] ~= '' and not older(ARGV[7], redis.call('GET', KEYS[6])) then
+    redis.call('SET', KEYS[6], ARGV[7])
+  end
+  if ARGV[8] ~= '' then gen = tostring(redis.call('INCR', KEYS[7])) end
+end
+local function outbox()
+  if #ARGV < 10 then return end
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  for i = 10, #ARGV do redis.call('ZADD', KEYS[10], 'NX', now, ARGV[i]) end
+end
+if op == 'advance' then advance(); return {0, gen, ''} end
+if older(ARGV[6], redis.call('HGET', KEYS[5], field)) then
+  advance()
+  return {-1, gen, ''}
+end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], field, ARGV[6]) end
+if op == 'put' then
+  if redis.call('HGET', KEYS[2], field) == ARGV[5] then advance(); return {0, gen, ''} end
+  redis.call('HSET', KEYS[1], field, ARGV[4])
+  redis.call('HSET', KEYS[2], field, ARGV[5])
+  redis.call('HDEL', KEYS[3], field)
+  redis.call('SADD', KEYS[4], ARGV[3])
+  outbox()
+  advance()
+  return {1, gen, ''}
+end
+local old = redis.call('HGET', KEYS[1], field)
+if not old then advance(); return {0, gen, ''} end
+redis.call('HDEL', KEYS[1], field)
+redis.call('HDEL', KEYS[2], field)
+redis.call('HSET', KEYS[3], field, old)
+redis.call('SREM', KEYS[4], ARGV[3])
+outbox()
+advance()
+return {1, gen, old}
 """
 
-_DELETE = """
--- KEYS: obj, hash, tomb, idx. ARGV: field, name. Returns the projection it had, or false.
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return false end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], old)
-redis.call('SREM', KEYS[4], ARGV[2])
-return old
-"""
+
+class Fenced(Exception):
+    """A newer leader writes the store: this writer must stop."""
+
+
+class StoreLost(Exception):
+    """The store is not the one this reflector wrote (Redis lost data or went back in time):
+    relist."""
 
 
 def canonical(projection: dict[str, Any]) -> str:
@@ -49,32 +130,86 @@ def fingerprint(projection: dict[str, Any]) -> str:
     return hashlib.sha1(canonical(projection).encode()).hexdigest()
 
 
+def new_generation() -> str:
+    """A fresh generation: random, so an older snapshot of Redis never holds it by chance."""
+    return str(random.getrandbits(52) << 10)
+
+
 def _field(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
+
+
+class Writer:
+    """One reflector's handle on the store: its kind, leader term and generation."""
+
+    def __init__(self, store: DesiredStore, kind: str, *, term: int | None = None,
+                 generation: str | None = None):
+        self.store, self.kind, self.term, self.generation = store, kind, term, generation
+
+    def _call(self, op: str, namespace: str, name: str, *, text: str = "", sha: str = "",
+              object_rv: str = "", resume_rv: str = "", keys: list[str] = (),
+              outbox: str = OUTBOX, check: bool = True) -> tuple[int, str | None]:
+        kind = self.kind
+        status, gen, old = self.store._write(
+            keys=[f"ckm:obj:{kind}", f"ckm:hash:{kind}", f"ckm:tomb:{kind}",
+                  f"ckm:idx:{kind}:{namespace}", f"ckm:orv:{kind}", f"ckm:rv:{kind}",
+                  f"ckm:gen:{kind}", TERM, COMPLETE, outbox],
+            args=[op, _field(namespace, name), name, text, sha, object_rv or "",
+                  resume_rv or "", (self.generation or "") if check else "",
+                  "" if self.term is None else self.term, *keys])
+        status = int(status)
+        if status == FENCED:
+            raise Fenced(f"{kind}: a newer leader (term > {self.term}) writes the store")
+        if status == LOST:
+            raise StoreLost(f"{kind}: the store's generation is not {self.generation}")
+        if gen:
+            self.generation = _text(gen)
+        return status, (_text(old) if old else None)
+
+    def put(self, namespace: str, name: str, projection: dict[str, Any], *,
+            object_rv: str = "", resume_rv: str = "", keys: list[str] = (),
+            check: bool = True) -> int:
+        """Store a projection and queue `keys` in the outbox if it changed; CHANGED,
+        UNCHANGED or STALE (an older event than the one stored: ignored)."""
+        text = canonical(projection)
+        return self._call("put", namespace, name, text=text,
+                          sha=hashlib.sha1(text.encode()).hexdigest(), object_rv=object_rv,
+                          resume_rv=resume_rv, keys=keys, check=check)[0]
+
+    def delete(self, namespace: str, name: str, *, object_rv: str = "", resume_rv: str = "",
+               keys: list[str] = (), check: bool = True) -> int:
+        """Remove the object, keeping a tombstone; keys go to the urgent outbox."""
+        return self._call("del", namespace, name, object_rv=object_rv, resume_rv=resume_rv,
+                          keys=keys, outbox=URGENT_OUTBOX, check=check)[0]
+
+    def advance(self, resume_rv: str) -> None:
+        """Save the resume point (a bookmark, or an event that changed nothing)."""
+        self._call("advance", "", "", resume_rv=resume_rv)
+
+    def listed(self, resume_rv: str) -> None:
+        """A full list is in the store: it resumes from `resume_rv` under a new generation."""
+        self.generation = new_generation()
+        self._call("listed", "", "", resume_rv=resume_rv)
 
 
 class DesiredStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._put = client.register_script(_PUT)
-        self._delete = client.register_script(_DELETE)
+        self._write = client.register_script(_WRITE)
 
-    @staticmethod
-    def _keys(kind: str, namespace: str) -> list[str]:
-        return [f"ckm:obj:{kind}", f"ckm:hash:{kind}", f"ckm:tomb:{kind}",
-                f"ckm:idx:{kind}:{namespace}"]
+    def writer(self, kind: str, *, term: int | None = None,
+               generation: str | None = None) -> Writer:
+        return Writer(self, kind, term=term, generation=generation)
 
     def put(self, kind: str, namespace: str, name: str, projection: dict[str, Any]) -> bool:
-        """Store the projection; False when it equals the stored one (nothing to do)."""
-        text = canonical(projection)
-        sha = hashlib.sha1(text.encode()).hexdigest()
-        return bool(self._put(keys=self._keys(kind, namespace),
-                              args=[_field(namespace, name), text, sha, name]))
+        """Store a projection outside any watch (tests, tools); False when it is unchanged."""
+        return self.writer(kind).put(namespace, name, projection, check=False) == CHANGED
 
     def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """Remove the object, keeping a tombstone; returns its last projection if it had one."""
-        old = self._delete(keys=self._keys(kind, namespace), args=[_field(namespace, name), name])
-        return json.loads(old) if old else None
+        """Remove an object outside any watch, keeping a tombstone; returns what it had."""
+        old = self.get(kind, namespace, name)
+        self.writer(kind).delete(namespace, name, check=False)
+        return old
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         raw = self.redis.hget(f"ckm:obj:{kind}", _field(namespace, name))
@@ -91,7 +226,11 @@ class DesiredStore:
         return json.loads(raw) if raw else None
 
     def forget_tombstone(self, kind: str, namespace: str, name: str) -> None:
-        self.redis.hdel(f"ckm:tomb:{kind}", _field(namespace, name))
+        # The last event's resourceVersion goes with it: the resume point is past it, so no
+        # replay can bring the deleted object back.
+        field = _field(namespace, name)
+        self.redis.pipeline().hdel(f"ckm:tomb:{kind}", field).hdel(f"ckm:orv:{kind}", field) \
+            .execute()
 
     def hashes(self, kind: str) -> dict[str, str]:
         """"ns/name" -> fingerprint of every stored object of a kind (for relist diffs)."""
@@ -118,8 +257,24 @@ class DesiredStore:
         raw = self.redis.get(f"ckm:rv:{kind}")
         return _text(raw) if raw else None
 
-    def set_resource_version(self, kind: str, version: str) -> None:
-        self.redis.set(f"ckm:rv:{kind}", version)
+    def resume_point(self, kind: str) -> tuple[str | None, str | None]:
+        """(resourceVersion, generation) a reflector may resume from; Nones: relist."""
+        rv, gen = self.redis.mget(f"ckm:rv:{kind}", f"ckm:gen:{kind}")
+        return (_text(rv) if rv else None), (_text(gen) if gen else None)
+
+    def listed(self, kinds: list[str] | tuple[str, ...]) -> bool:
+        """Every one of these kinds has been fully listed into this Redis."""
+        return all(self.redis.mget([f"ckm:gen:{kind}" for kind in kinds]))
+
+    def complete(self) -> bool:
+        return bool(self.redis.exists(COMPLETE))
+
+    def mark_complete(self) -> None:
+        self.redis.set(COMPLETE, "1")
+
+    def claim_term(self) -> int:
+        """A new leader's term: larger than every earlier leader's."""
+        return int(self.redis.incr(TERM))
 
 
 def _text(value) -> str:

@@ -11,8 +11,9 @@ from celery import Celery, signals
 from config.celeryconfig import celery_options
 from workers import context as contexts
 from workers import reconcilers  # noqa: F401  (registers the syncs)
-from workers.dispatch import enqueue, send
+from workers.dispatch import enqueue, retry, send
 from workers.engine import run_key
+from workers.queue import NORMAL
 from workers.syncs import SYNCS
 
 app = Celery("ckm")
@@ -23,8 +24,8 @@ def configure(settings) -> Celery:
     return app
 
 
-def _send(keys: list[str]) -> None:
-    send(app, keys)
+def _send(keys: list[str], lane: int = NORMAL) -> None:
+    send(app, keys, lane)
 
 
 def _dispatch(keys: list[str]) -> None:
@@ -33,10 +34,13 @@ def _dispatch(keys: list[str]) -> None:
 
 
 def _make_task(task_name: str):
-    def run(key: str) -> str:
+    def run(key: str, queued: bool = False) -> str:
         context = contexts.current()
         if context.dispatch is None:
             context.dispatch = _dispatch
+        if not queued:  # sent by hand (Flower, `celery call`): an operator's retry
+            retry(app, context.queue, [key])
+            return "retried"
         return run_key(context, key, _send, raise_failures=True)
 
     run.__name__ = run.__qualname__ = task_name.rsplit(".", 1)[-1]

@@ -11,5 +11,5 @@ def delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = 
     Half the exponential step is fixed and half is random, so retries of many keys that
     failed together spread out, yet no retry comes sooner than half its step.
     """
-    step = min(cap, base * 2 ** max(0, attempt - 1))
+    step = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))  # 2**1024 overflows
     return step / 2 + (rng or random).uniform(0, step / 2)

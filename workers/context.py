@@ -17,6 +17,7 @@ from config.loading import load
 from config.settings import Settings
 from contrail.client import ContrailClient
 from watcher.store import DesiredStore
+from workers import fencing
 from workers.failures import Failures
 from workers.limits import ContrailGate
 from workers.queue import KeyQueue
@@ -49,7 +50,8 @@ class Context:
     @cached_property
     def queue(self) -> KeyQueue:
         return KeyQueue(self.redis, lease_ms=int(self.settings.lease_seconds * 1000),
-                        settle_ms=int(self.settings.settle_seconds * 1000))
+                        settle_ms=int(self.settings.settle_seconds * 1000),
+                        resend_ms=int(self.settings.resend_seconds * 1000))
 
     @cached_property
     def failures(self) -> Failures:
@@ -62,7 +64,9 @@ class Context:
     @cached_property
     def gate(self) -> ContrailGate:
         return ContrailGate(self.redis, max_inflight=self.settings.contrail_max_inflight,
-                            rate=self.settings.contrail_rate_limit)
+                            rate=self.settings.contrail_rate_limit,
+                            hold_timeout=self.settings.contrail_timeout + 5,
+                            fence=fencing.check)
 
     @cached_property
     def contrail(self) -> ContrailClient:

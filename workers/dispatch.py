@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 
-from workers.queue import KeyQueue
+from workers.queue import NORMAL, RESYNC, URGENT, KeyQueue
 from workers.syncs import RESYNC_QUEUE, URGENT_QUEUE, sync_for
 
 URGENT_KINDS = frozenset({"cluster", "namespace"})
@@ -29,24 +29,41 @@ def mark_changed(client, keys: list[str]) -> None:
     pipe.execute()
 
 
-def send(app: Celery, keys: Iterable[str], *, urgent: bool = False,
-         resync: bool = False) -> None:
-    """Publish one Celery message per key (callers have already deduplicated them)."""
+def lane_of(*, urgent: bool = False, resync: bool = False) -> int:
+    return URGENT if urgent else RESYNC if resync else NORMAL
+
+
+def send(app: Celery, keys: Iterable[str], lane: int = NORMAL) -> None:
+    """Publish one Celery message per key (the queue decided which keys need one). The
+    `queued` flag tells the task the key went through the queue (see `workers.app`)."""
     for key in keys:
         sync = sync_for(key)
-        queue = (URGENT_QUEUE if urgent or sync.kind in URGENT_KINDS
-                 else RESYNC_QUEUE if resync else sync.queue)
-        app.send_task(sync.task, args=[key], queue=queue)
+        queue = (URGENT_QUEUE if lane == URGENT or sync.kind in URGENT_KINDS
+                 else RESYNC_QUEUE if lane == RESYNC else sync.queue)
+        app.send_task(sync.task, args=[key], kwargs={"queued": True}, queue=queue)
 
 
 def enqueue(app: Celery, queue: KeyQueue, keys: Iterable[str], *, urgent: bool = False,
             resync: bool = False) -> int:
-    """Mark keys as needing work and send those not already queued; returns how many sent."""
+    """Mark keys as needing work and send those not already queued on a lane at least as
+    urgent; returns how many were sent."""
     keys = list(dict.fromkeys(keys))
     for key in keys:
         sync_for(key)  # refuse unknown kinds before anything is queued
     if keys and not resync:
         mark_changed(queue.redis, keys)
-    fresh = queue.enqueue(keys)
-    send(app, fresh, urgent=urgent, resync=resync)
+    lane = lane_of(urgent=urgent, resync=resync)
+    fresh = queue.enqueue(keys, lane)
+    send(app, fresh, lane)
+    return len(fresh)
+
+
+def retry(app: Celery, queue: KeyQueue, keys: Iterable[str]) -> int:
+    """An operator's retry: send every key now, on the urgent lane, even if it is queued
+    (its message may be lost); a key that is running runs again after it."""
+    keys = list(dict.fromkeys(keys))
+    for key in keys:
+        sync_for(key)
+    fresh = queue.requeue(keys, URGENT)
+    send(app, fresh, URGENT)
     return len(fresh)

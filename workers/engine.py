@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from tasks.keys import Key
 from tasks.outcomes import BadInput, NotReady
-from workers import metrics
+from workers import fencing, metrics, queue
 from workers.backoff import delay
 from workers.context import Context
 from workers.syncs import sync_for
@@ -28,26 +28,36 @@ RUNS = "ckm:runs"  # the most recent runs, newest first: what ran where, when, w
 RUNS_KEPT = 10_000
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
-Send = Callable[[list[str]], None]
+Send = Callable[..., None]  # (keys, lane=NORMAL)
 
 
 class _LeaseRenewer(threading.Thread):
     """One thread per process renews the leases of every key this process is running, so a
-    live run is never taken over (and no thread is started per run)."""
+    live run is never taken over (and no thread is started per run). It survives any error
+    (Redis restarting): a run it could not renew for too long fences itself (see
+    workers.fencing); a run whose lease was taken over is marked lost."""
 
     def __init__(self, context: Context):
         super().__init__(daemon=True, name="lease-renewer")
         self.context = context
-        self.active: dict[str, str] = {}
+        self.active: dict[str, fencing.Run] = {}
         self.lock = threading.Lock()
 
     def run(self) -> None:
         while True:
             time.sleep(self.context.queue.lease_ms / 3000)
             with self.lock:
-                running = list(self.active.items())
-            for key, token in running:
-                self.context.queue.renew(key, token)
+                running = list(self.active.values())
+            for run in running:
+                sent = time.monotonic()
+                try:
+                    if self.context.queue.renew(run.key, run.token):
+                        run.renewed_at = sent
+                    else:
+                        run.lost = True
+                        log.warning("key %s: its lease was taken over", run.key)
+                except Exception as exc:  # keep renewing the others; retry next round
+                    log.warning("could not renew the lease of %s: %s", run.key, exc)
 
 
 _renewers: dict[int, _LeaseRenewer] = {}
@@ -74,13 +84,20 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     done, busy (another run holds the key), bad-input, not-ready or error; the error of a
     failed run is kept in `context.failures` and in the run log."""
     token = uuid.uuid4().hex
-    if not context.queue.begin(key, token):
-        metrics.RECONCILES.labels(Key.parse(key).kind, "busy").inc()
-        return "busy"  # another worker runs it; it was marked dirty and will run again
+    begun = context.queue.begin(key, token)
+    if begun != queue.RUN:
+        # BUSY: another worker runs it (made dirty, it runs again); DUPLICATE: a resent or
+        # redelivered message of a key that already ran; STORE_INCOMPLETE: retried shortly
+        label = {queue.BUSY: "busy", queue.DUPLICATE: "duplicate",
+                 queue.STORE_INCOMPLETE: "store-incomplete"}[begun]
+        metrics.RECONCILES.labels(Key.parse(key).kind, label).inc()
+        return label
     sync = sync_for(key)
     renewer = _renewer(context)
+    run = fencing.Run(key, token, safe_seconds=_safe_seconds(context))
     with renewer.lock:
-        renewer.active[key] = token
+        renewer.active[key] = run
+    fencing.enter(run)
     started = time.perf_counter()
     retry_in: float | None = None
     outcome, error = "error", None
@@ -88,8 +105,11 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
         _observe_latency(context, key, sync.kind)
-        if context.failures.clear(key):
+        if not run.fenced() and context.failures.clear(key):
             log.info("key %s recovered", key)
+    except fencing.LeaseLost as exc:
+        outcome, error = "fenced", exc
+        retry_in = context.settings.backoff_base
     except BadInput as exc:
         outcome, error = "bad-input", exc
         _record(context, key, exc, permanent=True)
@@ -100,13 +120,20 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         retry_in = delay(attempts, base=context.settings.backoff_base,
                          cap=context.settings.backoff_cap)
     finally:
+        fencing.enter(None)
         with renewer.lock:
-            renewer.active.pop(key, None)
+            if renewer.active.get(key) is run:
+                del renewer.active[key]
         metrics.RECONCILE_SECONDS.labels(sync.kind).observe(time.perf_counter() - started)
         metrics.RECONCILES.labels(sync.kind, outcome).inc()
         _log_run(context, key, outcome, started)
-    if context.queue.finish(key, token, retry_in=retry_in) == 1:
+    finished = context.queue.finish(key, token, retry_in=retry_in)
+    if finished == 1:
         send([key])
+    elif finished == -1:  # another run owns the key now: this run's ending changes nothing
+        metrics.STALE_FINISHES.inc()
+        log.warning("key %s: run ended after losing its lease (%s); discarded", key, outcome)
+        return "fenced"
     # A run waiting for another key (NotReady) is normal ordering, not a failure, until it
     # has waited long enough to be a failed sync; only failures show red in Flower.
     waiting = outcome == "not-ready" and context.failures.get(key) is None
@@ -115,6 +142,29 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
             f"retrying in {retry_in:.2f}s"
         raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error
     return outcome
+
+
+# Kubernetes kind -> the key a watch-side failure of one of its objects is filed under
+PRIMARY_KEY = {"Namespace": "namespace", "Pod": "port", "Service": "service",
+               "Ingress": "ingress", "NetworkPolicy": "policy", "Node": "node"}
+
+
+def report_bad_object(context: Context, kind: str, obj: dict, exc: Exception) -> str:
+    """The watcher could not handle an event of this object: a failed sync of its primary
+    key (cleared by that key's next good run) with a Kubernetes Event; returns the key."""
+    meta = obj.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or "?"
+    if kind == "EndpointSlice":
+        service = (meta.get("labels") or {}).get("kubernetes.io/service-name") or name
+        key = f"members/{namespace}/{service}"
+    else:
+        key = "/".join(p for p in (PRIMARY_KEY.get(kind, kind.lower()), namespace, name) if p)
+    message = f"the watcher cannot handle this {kind}: {type(exc).__name__}: {exc}"
+    attempts = context.failures.attempt(key)
+    context.failures.record(key, error=message, traceback="", attempts=attempts,
+                            permanent=True)
+    _tell_kubernetes(context, key, message)
+    return key
 
 
 def _observe_latency(context: Context, key: str, kind: str) -> None:
@@ -127,14 +177,15 @@ def _observe_latency(context: Context, key: str, kind: str) -> None:
         metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(since)))
 
 
-def _tell_kubernetes(context: Context, key: str, exc: Exception) -> None:
+def _tell_kubernetes(context: Context, key: str, exc: Exception | str) -> None:
     """A Kubernetes Event on the object, so `kubectl describe` shows what to fix."""
     if context.kube is None:
         return
     from workers.kube import post_event
 
-    parsed = Key.parse(key)
-    post_event(context.kube, parsed.kind, parsed.namespace, parsed.name, str(exc))
+    kind, _, rest = key.partition("/")
+    namespace, _, name = rest.rpartition("/") if kind != "namespace" else ("", "", rest)
+    post_event(context.kube, kind, namespace, name, str(exc))
 
 
 def _log_run(context: Context, key: str, outcome: str, started: float) -> None:
@@ -145,8 +196,17 @@ def _log_run(context: Context, key: str, outcome: str, started: float) -> None:
         RUNS, 0, RUNS_KEPT - 1).execute()
 
 
+def _safe_seconds(context: Context) -> float:
+    lease = context.queue.lease_ms / 1000
+    return max(lease / 2, lease - context.settings.contrail_timeout)
+
+
 def _record(context: Context, key: str, exc: Exception, *, permanent: bool) -> int:
-    """Count the attempt; past the cap (or for bad input at once) record a failed sync."""
+    """Count the attempt; past the cap (or for bad input at once) record a failed sync.
+    A run that no longer holds its key records nothing (its successor decides)."""
+    run = fencing.current()
+    if run is not None and run.fenced():
+        return context.failures.attempts(key) or 1
     attempts = context.failures.attempt(key)
     message = f"{type(exc).__name__}: {exc}"
     if permanent or attempts >= context.settings.max_attempts:

@@ -4,7 +4,10 @@ Celery's own `rate_limit` is per worker process; ckm must protect one Contrail A
 of its workers together. `ContrailGate` is a context manager the Contrail transport enters
 around every HTTP exchange: first a token bucket (calls per second, optional), then a
 counting semaphore (calls in flight). Holders that vanish (a killed worker) expire after
-`hold_timeout` seconds, so a crash cannot shrink the semaphore for ever.
+`hold_timeout` seconds (one HTTP exchange's limit), so a crash cannot shrink the semaphore
+for long. A caller waiting for a slot blocks on a wake-up list each release pushes to, rather
+than polling Redis. Before anything, the gate asks `fence()` whether this run may still call
+Contrail at all (see workers.fencing).
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 
 SEMAPHORE = "ckm:contrail:inflight"
 BUCKET = "ckm:contrail:bucket"
 PEAK = "ckm:contrail:inflight-peak"
+WAKE = "ckm:contrail:released"
 
 _NOW = "local t = redis.call('TIME'); local now = t[1] + t[2] / 1000000\n"
 
@@ -50,9 +54,9 @@ class ContrailGate:
     """Enter around one Contrail call: waits for a rate token and a free in-flight slot."""
 
     def __init__(self, client: redis.Redis, *, max_inflight: int, rate: float = 0.0,
-                 hold_timeout: float = 120.0):
+                 hold_timeout: float = 35.0, fence: Callable[[], None] | None = None):
         self.redis, self.max_inflight, self.rate = client, max_inflight, rate
-        self.hold_timeout = hold_timeout
+        self.hold_timeout, self.fence = hold_timeout, fence
         self._acquire = client.register_script(_ACQUIRE)
         self._take = client.register_script(_TAKE_TOKEN)
 
@@ -61,19 +65,22 @@ class ContrailGate:
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
+        if self.fence is not None:
+            self.fence()
         if self.rate > 0:
             while wait_ms := int(self._take(keys=[BUCKET], args=[self.rate,
                                                                  max(1.0, self.rate)])):
                 time.sleep(wait_ms / 1000)
-        token, pause = uuid.uuid4().hex, 0.001
+        token = uuid.uuid4().hex
         while not self._acquire(keys=[SEMAPHORE, PEAK],
                                 args=[token, self.max_inflight, self.hold_timeout]):
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            # woken by a release; the timeout covers a holder that died without one
+            self.redis.blpop([WAKE], timeout=0.5)
         try:
             yield
         finally:
-            self.redis.zrem(SEMAPHORE, token)
+            self.redis.pipeline().zrem(SEMAPHORE, token).lpush(WAKE, "1") \
+                .ltrim(WAKE, 0, self.max_inflight - 1).execute()
 
     def in_flight(self) -> int:
         return int(self.redis.zcard(SEMAPHORE))

@@ -11,3 +11,7 @@ LATENCY = Histogram("ckm_sync_latency_seconds",
                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 FAILED_SYNCS = Gauge("ckm_failed_syncs", "Keys currently recorded as failed syncs")
 QUEUE_DEPTH = Gauge("ckm_queue_depth", "Keys by queue state", ["state"])
+RESENT = Counter("ckm_keys_resent_total",
+                 "Keys sent again because they stayed queued too long (lost messages)")
+STALE_FINISHES = Counter("ckm_stale_finishes_total",
+                         "Runs that ended after losing their lease (their outcome discarded)")

@@ -30,6 +30,8 @@ def sentinel_hosts(url: str) -> tuple[list[tuple[str, int]], int]:
 
 def connect(url: str, *, master: str = "mymaster", decode: bool = True) -> redis.Redis:
     if not is_sentinel(url):
-        return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30)
+        # Timeouts: a Redis that hangs must fail a call, not freeze a worker or the watcher.
+        return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                    socket_timeout=10, socket_connect_timeout=5)
     hosts, db = sentinel_hosts(url)
     return Sentinel(hosts, socket_timeout=5).master_for(master, db=db, decode_responses=decode)

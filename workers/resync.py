@@ -11,6 +11,7 @@ store must never read as "everything was deleted".
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from celery import Celery
 from contrail.client import ContrailClient
 from contrail.ensure import annotations_of, delete_if_exists
 from contrail.errors import ContrailError
-from tasks.fanout import own_keys, store_coordinates
+from tasks.fanout import APP_LABEL, own_keys, store_coordinates
 from tasks.model import DELETE_ORDER
 from tasks.policy import PEER_KIND
 from watcher.store import DesiredStore
@@ -36,9 +37,16 @@ LAST = "ckm:resync:last"
 KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Ingress", "Node")
 
 
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> dict[str, int]:
     """Enqueue every key of the given kinds (all when None); GC too on a full resync."""
-    if not context.redis.set(LOCK, "1", nx=True, ex=600):
+    token = uuid.uuid4().hex
+    if not context.redis.set(LOCK, token, nx=True, ex=600):
         log.info("a resync is already running")
         return {}
     try:
@@ -67,16 +75,19 @@ def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> 
 
             counts["gc-deleted"] = len(collect_garbage(
                 context.contrail, context.store, context.settings.cluster_name,
-                live_peers=set(in_force.index(context).peers), hand_over=hand_over))
+                live_peers=set(in_force.index(context).peers), hand_over=hand_over,
+                app_label=app_label))
             counts["gc-peer-groups"] = len(handed)
             enqueue(app, context.queue, handed)
         context.redis.set(LAST, context.redis.time()[0])
         return dict(counts)
-    finally:
-        context.redis.delete(LOCK)
+    finally:  # only our own lock: one that expired and was taken since is another resync's
+        context.redis.eval(_UNLOCK, 1, LOCK, token)
 
 
 def _alive(store: DesiredStore, notes: dict[str, str]) -> bool:
+    """Whether the Kubernetes object an annotated Contrail object belongs to still exists
+    (or its own cleanup is pending)."""
     kind, namespace, name = store_coordinates(
         notes.get("kind", ""), notes.get("namespace", ""), notes.get("name", ""))
     projection = store.get(kind, namespace, name)
@@ -91,30 +102,65 @@ def _peer_key(notes: dict[str, str]) -> str:
     return "/".join(p for p in ("peer", notes.get("namespace"), notes.get("name")) if p)
 
 
+def _app_used(store: DesiredStore, notes: dict[str, str], app_label: str) -> bool:
+    return any((p.get("labels") or {}).get(app_label) == notes.get("name")
+               for _, p in store.in_namespace("Pod", notes.get("namespace", "")))
+
+
+# What GC does with an object, by the owner kind in its annotations. Objects of a kind not
+# listed here are never deleted: GC only removes what it knows how to judge.
+STORE_KINDS = frozenset({"Namespace", "Pod", "Service", "Ingress", "NetworkPolicy"})
+KEEP, HAND_OVER, STORE = "keep", "hand-over", "store"
+OWNER_RULES = {
+    "Cluster": KEEP,        # bootstrap objects: the cluster key owns and repairs them
+    PEER_KIND: HAND_OVER,   # shared peer groups: their peer/... key decides under its lock
+    "App": HAND_OVER,       # app networks: their appnet/... key decides under its lock
+    **dict.fromkeys(STORE_KINDS, STORE),  # alive while the Kubernetes object is
+}
+
+
+def gc_verdict(store: DesiredStore, notes: dict[str, str], *, live_peers: set[str],
+               app_label: str) -> tuple[str, str | None]:
+    """("keep" | "delete" | "hand-over", the key to hand over to) for one owned object."""
+    kind = notes.get("kind", "")
+    rule = OWNER_RULES.get(kind, KEEP)
+    if rule == KEEP:
+        return KEEP, None
+    if kind == PEER_KIND:
+        key = _peer_key(notes)
+        return (KEEP, None) if key in live_peers else (HAND_OVER, key)
+    if kind == "App":
+        if _app_used(store, notes, app_label):
+            return KEEP, None
+        return HAND_OVER, f"appnet/{notes.get('namespace', '')}/{notes.get('name', '')}"
+    return (KEEP, None) if _alive(store, notes) else ("delete", None)
+
+
 def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *,
-                    live_peers: set[str],
-                    hand_over: Callable[[str, tuple[str, str]], None]) -> list[str]:
+                    live_peers: set[str], hand_over: Callable[[str, tuple[str, str]], None],
+                    app_label: str = APP_LABEL) -> list[str]:
     """Delete owned objects whose Kubernetes object is gone; returns the deleted uuids.
 
-    A shared peer group has no Kubernetes object: one that no policy seemed to name is
-    handed over to its `peer/...` key (recorded as that key's and the key enqueued), which
-    decides under the key's lock with the policies of that moment. Deleting it here could
-    race a new policy that starts naming it."""
-    if any(store.resource_version(kind) is None for kind in KINDS):
-        log.info("GC skipped: the watcher has not listed every kind yet")
+    Runs only over a complete store: after Redis lost its data the store is empty until the
+    watcher has listed every kind again, and an empty store must never read as "deleted".
+    Objects that stand for no single Kubernetes object (shared peer groups, app networks)
+    are handed over to their key (recorded as that key's and the key enqueued), which
+    decides under the key's lock with the state of that moment; deleting them here could
+    race a pod or policy that starts using them."""
+    if not store.complete() or not store.listed(KINDS):
+        log.info("GC skipped: the store is not complete (the watcher is still listing)")
         return []
     deleted = []
     for type_ in DELETE_ORDER:
         for item in client.list(type_, fields=["annotations"]):
             notes = annotations_of(item)
-            if (notes.get("owner") != "k8s" or notes.get("cluster") != cluster
-                    or notes.get("kind") == "Cluster"):
+            if notes.get("owner") != "k8s" or notes.get("cluster") != cluster:
                 continue
-            if notes.get("kind") == PEER_KIND:
-                if _peer_key(notes) not in live_peers:
-                    hand_over(_peer_key(notes), (type_, item["uuid"]))
-                continue
-            if _alive(store, notes):
+            verdict, key = gc_verdict(store, notes, live_peers=live_peers,
+                                      app_label=app_label)
+            if verdict == HAND_OVER:
+                hand_over(key, (type_, item["uuid"]))
+            if verdict != "delete":
                 continue
             try:
                 if type_ == "virtual-machine":

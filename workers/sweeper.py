@@ -1,9 +1,13 @@
 """The sweeper: moves due retries back onto the queue and rescues keys of dead workers.
 
 Every worker process starts one; a short Redis lock lets only one of them sweep at a time, so
-adding workers adds no load. A key whose lease expired (its worker died mid-task) counts as a
-failed attempt, so a key that kills every worker that touches it becomes a failed sync instead
-of looping for ever.
+adding workers adds no load. Each sweep:
+  - sends keys whose retry (or settling) is due;
+  - rescues keys whose lease expired (their worker died mid-run): each counts as a failed
+    attempt and is retried with backoff, so a key that kills every worker that touches it is
+    listed as a failed sync (and keeps retrying at the capped backoff) instead of looping;
+  - sends again keys queued too long without running (their message may be lost);
+  - enqueues keys a watcher wrote into the outbox but did not enqueue (it died in between).
 """
 
 from __future__ import annotations
@@ -16,11 +20,10 @@ from workers import metrics
 from workers.backoff import delay
 from workers.context import Context
 from workers.engine import Send
+from workers.queue import NORMAL, RESYNC, URGENT
 
 log = logging.getLogger("ckm.sweeper")
 LOCK = "ckm:sweeper"
-# A message can sit in a long queue legitimately; only resend keys queued for longer than this.
-RESEND_AFTER = 1800.0
 
 
 class Sweeper(threading.Thread):
@@ -50,21 +53,28 @@ class Sweeper(threading.Thread):
     def sweep(self) -> None:
         queue, failures, settings = (self.context.queue, self.context.failures,
                                      self.context.settings)
-        send, expired = queue.due()
-        for key in expired:
+        due = queue.due()
+        for key in due.expired:
             attempts = failures.attempt(key)
             log.warning("key %s: its worker died mid-run (attempt %d)", key, attempts)
             if attempts >= settings.max_attempts:
                 failures.record(key, error="worker lost while running this key",
-                                traceback="", attempts=attempts, permanent=True)
-            else:
-                queue.schedule(key, delay(attempts, base=settings.backoff_base,
-                                          cap=settings.backoff_cap))
-        if send:
-            self.send(send)
-        stale = queue.stale_queued(RESEND_AFTER)
-        if stale:
-            self.send(stale)
+                                traceback="", attempts=attempts, permanent=False)
+            queue.schedule(key, delay(attempts, base=settings.backoff_base,
+                                      cap=settings.backoff_cap))
+        if due.send:
+            self.send(due.send, NORMAL)
+        for lane in (URGENT, NORMAL, RESYNC):
+            again = [key for key, at in due.resend if at == lane]
+            if again:
+                metrics.RESENT.inc(len(again))
+                log.info("sending %d key(s) again (queued too long): %s", len(again),
+                         ", ".join(again[:5]))
+                self.send(again, lane)
+        for keys, lane in ((due.outbox, NORMAL), (due.urgent_outbox, URGENT)):
+            if keys:
+                log.info("enqueueing %d key(s) a watcher stored but did not enqueue", len(keys))
+                self.send(queue.enqueue(keys, lane), lane)
         depths = queue.depths()
         for state in ("queued", "processing", "delayed"):
             metrics.QUEUE_DEPTH.labels(state).set(getattr(depths, state))

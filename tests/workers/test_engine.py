@@ -15,8 +15,10 @@ pytestmark = pytest.mark.integration
 
 
 def run(context, key):
+    """Queue the key, then run its message (as a worker does)."""
     sent = []
-    outcome = run_key(context, key, sent.extend)
+    context.queue.enqueue([key])
+    outcome = run_key(context, key, lambda keys, lane=None: sent.extend(keys))
     return outcome, sent
 
 
@@ -97,7 +99,7 @@ def test_transient_errors_retry_with_backoff_then_become_failed_then_recover(mak
 def test_gc_deletes_orphans_only(context):
     run(context, CLUSTER_KEY)
     for kind in KINDS:
-        context.store.set_resource_version(kind, "1")
+        context.store.writer(kind).listed("1")
     add_namespace(context, "alive")
     run(context, "namespace/alive")
     # made while ckm was down: a project for a namespace that no longer exists
@@ -125,7 +127,7 @@ def test_gc_hands_peer_groups_no_policy_names_to_their_keys(context):
     now): it hands it to its `peer/...` key, which decides under the key's lock."""
     run(context, CLUSTER_KEY)
     for kind in KINDS:
-        context.store.set_resource_version(kind, "1")
+        context.store.writer(kind).listed("1")
 
     def peer_group(short):
         return context.contrail.create("security-group", {
@@ -182,13 +184,16 @@ def test_flower_sees_failures_but_not_runs_that_wait(context):
     Flower); a run waiting for another key does not, until it is a failed sync."""
     run(context, CLUSTER_KEY)
     add_namespace(context, "typo", {"opencontrail.org/isolation": "ture"})
+    def run_queued(key, **flags):
+        context.queue.enqueue([key])
+        return run_key(context, key, lambda *_: None, **flags)
+
     with pytest.raises(SyncFailed, match="namespace/typo: BadInput"):
-        run_key(context, "namespace/typo", lambda _: None, raise_failures=True)
+        run_queued("namespace/typo", raise_failures=True)
     context.store.put("NetworkPolicy", "later", "p", {"uid": "np-1", "spec": {}})
-    assert run_key(context, "policy/later/p", lambda _: None,
-                   raise_failures=True) == "not-ready"        # its project is not made yet
+    assert run_queued("policy/later/p", raise_failures=True) == "not-ready"  # no project yet
     for _ in range(context.settings.max_attempts - 2):
-        run_key(context, "policy/later/p", lambda _: None)
+        run_queued("policy/later/p")
     with pytest.raises(SyncFailed, match="NotReady"):         # now a failed sync
-        run_key(context, "policy/later/p", lambda _: None, raise_failures=True)
+        run_queued("policy/later/p", raise_failures=True)
     assert context.failures.get("policy/later/p").attempts == context.settings.max_attempts
