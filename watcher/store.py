@@ -77,7 +77,7 @@ local function advance()
   if ARGV[7] ~= '' and not older(ARGV[7], redis.call('GET', KEYS[6])) then
     redis.call('SET', KEYS[6], ARGV[7])
   end
-  if ARGV[8] ~= '' then gen = tostring(redis.call('INCR', KEYS[7])) end
+  if ARGV[8] ~= '' then gen = redis.call('INCR', KEYS[7]) end  -- an integer reply
 end
 local function outbox()
   if #ARGV < 10 then return end
@@ -132,7 +132,7 @@ def fingerprint(projection: dict[str, Any]) -> str:
 
 def new_generation() -> str:
     """A fresh generation: random, so an older snapshot of Redis never holds it by chance."""
-    return str(random.getrandbits(52) << 10)
+    return str(random.getrandbits(40) << 12)  # < 2**53: exact in Lua's numbers
 
 
 def _field(namespace: str, name: str) -> str:
@@ -163,7 +163,7 @@ class Writer:
         if status == LOST:
             raise StoreLost(f"{kind}: the store's generation is not {self.generation}")
         if gen:
-            self.generation = _text(gen)
+            self.generation = str(gen) if isinstance(gen, int) else _text(gen)
         return status, (_text(old) if old else None)
 
     def put(self, namespace: str, name: str, projection: dict[str, Any], *,
