@@ -48,6 +48,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     link = f"ckm:vrlink:{key}"
     if projection is None:
         _unlink_vrouter(ctx, link)
+        _release_old_ports(ctx, key, applied, keep=None)
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
@@ -57,6 +58,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
     port = next(o for o in objs if o.type == "virtual-machine-interface")
+    _release_old_ports(ctx, key, applied, keep=port.uuid)
     if port.address not in applied:
         # the groups it is born with, recorded before it exists: its sgs key, which waits
         # for the port, then never rewrites the same list
@@ -102,6 +104,35 @@ def _unlink_vrouter(ctx: Context, link: str) -> None:
             ctx.contrail.ref_update("virtual-router", vrouter, "virtual-machine", vm_uuid,
                                     "DELETE")
     ctx.redis.delete(link)
+
+
+def _release_old_ports(ctx: Context, key: Key, applied: AppliedSet, *,
+                       keep: str | None) -> None:
+    """Before this key deletes a port it made (its pod is gone, or was re-created under the
+    same name), it removes what other keys' objects refer to it by, itself: the old pod's
+    egress floating IP goes (the fip key owns it, but waits for the *new* port: waiting on
+    each other would deadlock) and a service's ECMP floating IP lets go of it (its members
+    key no longer wants it). Deletion order across keys is decided here, not discovered."""
+    old = [uuid for type_, uuid in applied.entries()
+           if type_ == "virtual-machine-interface" and uuid != keep]
+    if not old:
+        return
+    fip_key = AppliedSet(ctx.redis, f"fip/{key.namespace}/{key.name}")
+    for fip in ctx.contrail.list("floating-ip", back_ref_id=old, fields=["annotations"]):
+        notes = annotations_of(fip)
+        if (notes.get("owner"), notes.get("kind"), notes.get("namespace"),
+                notes.get("name")) == ("k8s", "Pod", key.namespace, key.name):
+            delete_if_exists(ctx.contrail, "floating-ip", fip["uuid"])
+            fip_key.remove(("floating-ip", fip["uuid"]))
+            continue
+        for port in old:
+            with contextlib.suppress(NotFound):
+                ctx.contrail.ref_update("floating-ip", fip["uuid"],
+                                        "virtual-machine-interface", port, "DELETE")
+        if notes.get("kind") == "Service":  # its members key rewrites it from scratch
+            members = f"members/{notes.get('namespace')}/{notes.get('name')}"
+            AppliedSet(ctx.redis, members).remove(("floating-ip", fip["uuid"]))
+            ctx.enqueue([members])
 
 
 def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:

@@ -160,3 +160,44 @@ def test_restart_after_missed_deletes_and_recreations(make_system):
     finally:
         watcher.stop.set()
         thread.join(10)
+
+
+def test_a_pod_recreated_under_its_name_seen_only_as_the_new_pod_does_not_deadlock(
+        celery_stack):
+    """Issue 11, defect 9: after a 410 relist (or Contrail 503s delaying the key) the port key
+    meets the new uid before it handled the delete. It used to delete the old port first and
+    get RefsExist from the old egress floating IP, whose fip key waited for the new port."""
+    stack = celery_stack
+    stack.start_worker()
+    store, contrail = stack.context.store, stack.context.contrail
+    contrail.create("virtual-router", {"fq_name": ["default-global-system-config", "n1"],
+                                       "parent_type": "global-system-config"})
+    store.put("Namespace", "", "iso", {"uid": "ns-iso", "labels": {}, "annotations": {
+        "opencontrail.org/isolation": "true"}})
+
+    def pod(uid):
+        return {"uid": uid, "labels": {}, "annotations": {}, "node": "n1",
+                "host_network": False, "ports": [], "finished": False}
+
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    store.put("Pod", "iso", "p", pod(old))
+    keys = ["port/iso/p", "fip/iso/p", "sgs/iso/p"]
+    stack.enqueue([CLUSTER_KEY, "namespace/iso", *keys])
+    stack.wait_idle(timeout=60)
+    fips = lambda: {f["uuid"]: f for f in contrail.list("floating-ip", detail=True)  # noqa: E731
+                    if f.get("floating_ip_traffic_direction") == "egress"}
+    assert len(fips()) == 1 and vm_exists(contrail, old)
+    store.put("Pod", "iso", "p", pod(new))           # the delete was never seen
+    stack.enqueue(keys)
+    stack.wait_idle(timeout=60)
+    assert stack.context.failures.all() == []
+    assert vm_exists(contrail, new) and not vm_exists(contrail, old)
+    (fip,) = fips().values()
+    assert [r["uuid"] for r in fip["virtual_machine_interface_refs"]] == [
+        pod_vmi(stack, new)]
+
+
+def pod_vmi(stack, uid):
+    from tasks import pod
+
+    return pod.vmi_uuid(stack.context.settings, uid)
