@@ -22,6 +22,7 @@ def collect(context) -> dict:
     """One snapshot of the engine's state (Redis reads and one Contrail home-page GET)."""
     from watcher.main import LEADER_KEY
     from workers import reconcilers  # noqa: F401  (registers every sync and its queue)
+    from workers.liveness import workers_seen
     from workers.resync import LAST
     from workers.status import pending
     from workers.syncs import queues
@@ -42,7 +43,17 @@ def collect(context) -> dict:
         "last_resync": (datetime.fromtimestamp(int(last), UTC).isoformat() if last else None),
         "contrail_healthy": context.contrail.healthy(),
         "contrail_urls": context.settings.contrail_urls,
+        "workers": workers_seen(context),
+        "store_complete": context.store.complete(),
     }
+
+
+def _workers(workers: dict[str, dict]) -> str:
+    if not workers:
+        return "[red]none heard from[/]"
+    stuck = [name for name, w in workers.items() if not w["consuming"]]
+    text = f"{len(workers) - len(stuck)}/{len(workers)}"
+    return text + (f" [red](stuck: {', '.join(stuck)})[/]" if stuck else "")
 
 
 def _table(state: dict) -> Table:
@@ -53,6 +64,9 @@ def _table(state: dict) -> Table:
             ("in backoff", state["in_backoff"]),
             ("failed syncs", f"{state['failed']} ({state['failed_bad_input']} bad input)"),
             ("watcher leader", state["leader"] or "[red]none[/]"),
+            ("store", "complete" if state["store_complete"]
+             else "[red]incomplete: the watcher is listing, no key runs[/]"),
+            ("workers consuming", _workers(state["workers"])),
             ("last resync", state["last_resync"] or "never"),
             ("Contrail API", "[green]healthy[/]" if state["contrail_healthy"]
              else "[red]unreachable[/]"))

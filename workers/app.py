@@ -62,15 +62,20 @@ def resync_all(kind: str | None = None) -> dict:
 
 @signals.worker_ready.connect
 def _start_helpers(sender=None, **_):
-    """Every worker process runs a sweeper (one sweeps at a time) and, if asked, /metrics."""
-    from prometheus_client import start_http_server
-
+    """Every worker process runs a sweeper (one sweeps at a time), a watch on its own
+    consumer and, if asked, /metrics with /healthz (false when the consumer is stuck)."""
+    from watcher.health import serve_health
+    from workers.liveness import ConsumerWatch
     from workers.sweeper import Sweeper
 
     context = contexts.current()
     Sweeper(context, _send).start()
+    name = getattr(sender, "hostname", None) or "worker"
+    watch = ConsumerWatch(context, name, concurrency=context.settings.worker_concurrency)
+    watch.start()
     if context.settings.metrics_port:
-        start_http_server(context.settings.metrics_port)
+        serve_health(context.settings.metrics_port, healthy=watch.healthy,
+                     ready=watch.healthy)
 
 
 configure(contexts.current().settings)

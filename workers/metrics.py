@@ -15,3 +15,5 @@ RESENT = Counter("ckm_keys_resent_total",
                  "Keys sent again because they stayed queued too long (lost messages)")
 STALE_FINISHES = Counter("ckm_stale_finishes_total",
                          "Runs that ended after losing their lease (their outcome discarded)")
+CONSUMING = Gauge("ckm_worker_consuming",
+                  "0 when this worker had free threads and waiting work but took no message")
