@@ -11,6 +11,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from tests.emulators.kube.helpers import pod
+from tests.helpers import wait_for
 
 
 def test_counters_by_verb_and_resource(core, kube_emulator):
@@ -36,9 +37,11 @@ def test_unavailable_answers_503_for_a_while(core, kube_emulator):
 
 
 def test_unavailable_from_start_and_latency_options(kube_emulator_factory):
-    emulator = kube_emulator_factory(unavailable_for=0.3, latency=0.1)
+    # long enough that a loaded machine's start-up does not use it all up
+    emulator = kube_emulator_factory(unavailable_for=3, latency=0.1)
     assert httpx.get(f"{emulator.url}/api/v1/namespaces").status_code == 503
-    time.sleep(0.35)
+    wait_for(lambda: httpx.get(f"{emulator.url}/api/v1/namespaces").status_code == 200,
+             timeout=10, what="the end of the unavailability")
     started = time.monotonic()
     assert httpx.get(f"{emulator.url}/api/v1/namespaces").status_code == 200
     assert time.monotonic() - started >= 0.1
