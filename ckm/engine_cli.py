@@ -175,6 +175,7 @@ def watcher(
     identity: Annotated[str | None, typer.Option(help="Lease holder identity")] = None,
 ) -> None:
     """Run the watcher: list+watch Kubernetes into the store and enqueue keys (one leader)."""
+    import logging
     import signal
 
     from watcher.health import serve_health
@@ -186,6 +187,9 @@ def watcher(
     celery_app, context = _engine(ctx, kube_url=kube_url, kubeconfig=kubeconfig,
                                   broker_url=broker, metrics_port=metrics_port)
     settings = context.settings
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     def push(keys: list[str], urgent: bool) -> None:
         enqueue(celery_app, context.queue, keys, urgent=urgent)
@@ -195,6 +199,7 @@ def watcher(
     running = Watcher(api_client(settings), context.store, push, bootstrap_keys=[CLUSTER_KEY],
                       identity=identity, lease_namespace=settings.lease_namespace,
                       lease_name=settings.lease_name, app_label=settings.app_label,
+                      lease_seconds=settings.watcher_lease_seconds,
                       on_bad_object=lambda kind, obj, exc: report_bad_object(
                           context, kind, obj, exc))
     if settings.metrics_port:

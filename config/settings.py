@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     kube_ca_file: str | None = None
     lease_namespace: str = Field("kube-system", description="namespace of the watcher's Lease")
     lease_name: str = "ckm-watcher"
+    watcher_lease_seconds: int = Field(
+        15, ge=2, description="the watchers' Lease duration: a standby takes over after it")
 
     # --- Contrail config API
     contrail_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8082"])
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="a running key's lease; a dead worker's key is rescued after it")
     resend_seconds: float = Field(
-        30.0, gt=0, description="a key queued this long without running is sent again "
+        15.0, gt=0, description="a key queued this long without running is sent again "
         "(its message may be lost); then at doubling intervals")
     settle_seconds: float = Field(
         0.05, ge=0, description="a key changed while it ran waits this long before re-running")

@@ -6,7 +6,10 @@ come from the process environment / CKM_CONFIG unless `ckm worker` installed its
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery, signals
+from celery.worker.request import Request
 
 from config.celeryconfig import celery_options
 from workers import context as contexts
@@ -16,6 +19,7 @@ from workers.engine import run_key
 from workers.queue import NORMAL
 from workers.syncs import SYNCS
 
+log = logging.getLogger("ckm.worker")
 app = Celery("ckm")
 
 
@@ -33,6 +37,22 @@ def _dispatch(keys: list[str]) -> None:
     enqueue(app, context.queue, keys)
 
 
+class SafeAckRequest(Request):
+    """Acknowledging a message after the broker connection was reset can raise from inside
+    kombu (its channel is gone: `'NoneType' object has no attribute ...`), which Celery
+    treats as an unrecoverable error and exits the worker. A lost ack is harmless here: the
+    message comes back after the visibility timeout and its key's queue entry is gone, so it
+    runs nothing (a duplicate)."""
+
+    def acknowledge(self):
+        try:
+            super().acknowledge()
+        except Exception as exc:
+            self.acknowledged = True
+            log.warning("could not acknowledge %s (%s: %s); a redelivery runs nothing",
+                        self.id, type(exc).__name__, exc)
+
+
 def _make_task(task_name: str):
     def run(key: str, queued: bool = False) -> str:
         context = contexts.current()
@@ -46,7 +66,7 @@ def _make_task(task_name: str):
     run.__name__ = run.__qualname__ = task_name.rsplit(".", 1)[-1]
     run.__doc__ = f"Reconcile one key with {task_name} (argument: the key string)."
     return app.task(name=task_name, acks_late=True, reject_on_worker_lost=True,
-                    ignore_result=True)(run)
+                    ignore_result=True, Request=SafeAckRequest)(run)
 
 
 TASKS = {sync.task: _make_task(sync.task) for sync in SYNCS.values()}

@@ -117,6 +117,8 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     except Exception as exc:  # transient by policy: Contrail down, NotReady, conflicts, bugs
         outcome, error = ("not-ready" if isinstance(exc, NotReady) else "error"), exc
         attempts = _record(context, key, exc, permanent=False)
+        if attempts == context.settings.max_attempts and not run.fenced():
+            _tell_kubernetes(context, key, exc)  # now a failed sync: say why, once
         retry_in = delay(attempts, base=context.settings.backoff_base,
                          cap=context.settings.backoff_cap)
     finally:

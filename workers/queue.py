@@ -128,7 +128,8 @@ return 0
 """
 
 _DUE = _NOW + """
--- ARGV: max keys, resend ms, outbox age ms. Returns {keys to send, expired leases,
+-- ARGV: max keys, resend ms, outbox age ms, rescue ms. Returns {keys to send, expired leases
+-- (already scheduled for a retry in rescue ms; the sweeper sets their backoff),
 -- {key, lane} pairs to resend, outbox keys, urgent outbox keys}.
 local limit, resend = ARGV[1], tonumber(ARGV[2])
 local send, expired, again = {}, {}, {}
@@ -147,6 +148,8 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 
   redis.call('HDEL', KEYS[2], key)
   redis.call('ZREM', KEYS[3], key)
   redis.call('SREM', KEYS[4], key)
+  -- retried in any case, even if the sweeper dies before it sets the backoff
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), key)
   table.insert(expired, key)
 end
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
@@ -195,7 +198,7 @@ class Depths:
 @dataclass(frozen=True)
 class Due:
     send: list[str]                 # retries now due: send on their normal lane
-    expired: list[str]              # keys whose worker died mid-run
+    expired: list[str]              # keys whose worker died mid-run (already retried later)
     resend: list[tuple[str, int]]   # (key, lane): queued too long, their message may be lost
     outbox: list[str]               # written by a watcher that did not enqueue them
     urgent_outbox: list[str]
@@ -240,10 +243,11 @@ class KeyQueue:
         return int(self._finish(keys=KEYS, args=[key, token, delay, self.settle_ms,
                                                  self.resend_ms]))
 
-    def due(self, limit: int = 1000, *, outbox_age_ms: int = 2000) -> Due:
+    def due(self, limit: int = 1000, *, outbox_age_ms: int = 2000,
+            rescue_ms: int = 1000) -> Due:
         """What the sweeper must do now (see `Due`)."""
         send, expired, again, outbox, urgent = self._due(
-            keys=KEYS, args=[limit, self.resend_ms, outbox_age_ms])
+            keys=KEYS, args=[limit, self.resend_ms, outbox_age_ms, rescue_ms])
         pairs = [_text(x) for x in again]
         return Due([_text(k) for k in send], [_text(k) for k in expired],
                    [(pairs[i], int(pairs[i + 1])) for i in range(0, len(pairs), 2)],

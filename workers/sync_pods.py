@@ -13,7 +13,7 @@ from tasks.outcomes import NotReady
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
-from workers.sync_policy import pod_group_state, remember
+from workers.sync_policy import forget, pod_group_state, remember
 from workers.syncs import register
 from workers.vrouters import unlink_vrouters
 
@@ -59,7 +59,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
     port = next(o for o in objs if o.type == "virtual-machine-interface")
     _release_old_ports(ctx, key, applied, keep=port.uuid)
-    if port.address not in applied:
+    fresh = port.address not in applied
+    if fresh:
         # the groups it is born with, recorded before it exists: its sgs key, which waits
         # for the port, then never rewrites the same list
         remember(ctx, key.namespace, key.name, groups)
@@ -68,6 +69,11 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     except Taken as exc:
         _purge_previous_pod(ctx, key, exc)
         result = apply(ctx.contrail, objs, applied)
+    if fresh and port.uuid not in result.created:
+        # it existed already (Redis lost this key's memory, or a run died between making it
+        # and recording it): its groups are create-only, so unknown; its sgs key writes them
+        forget(ctx, key.namespace, key.name)
+        ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])
     if port.uuid in result.created and not complete:
         ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])  # the rest, once they are made
     if result.created and place.needs_fip:
@@ -108,13 +114,17 @@ def _unlink_vrouter(ctx: Context, link: str) -> None:
 
 def _release_old_ports(ctx: Context, key: Key, applied: AppliedSet, *,
                        keep: str | None) -> None:
+    _release_ports(ctx, key, [uuid for type_, uuid in applied.entries()
+                              if type_ == "virtual-machine-interface" and uuid != keep])
+
+
+def _release_ports(ctx: Context, key: Key, old: list[str]) -> None:
     """Before this key deletes a port it made (its pod is gone, or was re-created under the
     same name), it removes what other keys' objects refer to it by, itself: the old pod's
     egress floating IP goes (the fip key owns it, but waits for the *new* port: waiting on
     each other would deadlock) and a service's ECMP floating IP lets go of it (its members
-    key no longer wants it). Deletion order across keys is decided here, not discovered."""
-    old = [uuid for type_, uuid in applied.entries()
-           if type_ == "virtual-machine-interface" and uuid != keep]
+    key no longer wants it; its memo of the refs is kept true, and it is enqueued to add the
+    new port). Deletion order across keys is decided here, not discovered."""
     if not old:
         return
     fip_key = AppliedSet(ctx.redis, f"fip/{key.namespace}/{key.name}")
@@ -129,10 +139,10 @@ def _release_old_ports(ctx: Context, key: Key, applied: AppliedSet, *,
             with contextlib.suppress(NotFound):
                 ctx.contrail.ref_update("floating-ip", fip["uuid"],
                                         "virtual-machine-interface", port, "DELETE")
-        if notes.get("kind") == "Service":  # its members key rewrites it from scratch
-            members = f"members/{notes.get('namespace')}/{notes.get('name')}"
-            AppliedSet(ctx.redis, members).remove(("floating-ip", fip["uuid"]))
-            ctx.enqueue([members])
+        # the members key diffs its ECMP refs against this memo: keep it true
+        ctx.redis.srem(f"ckm:ecmp:{fip['uuid']}", *old)
+        if notes.get("kind") == "Service":
+            ctx.enqueue([f"members/{notes.get('namespace')}/{notes.get('name')}"])
 
 
 def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
@@ -145,8 +155,7 @@ def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
         raise exc  # not ours: never delete somebody else's object
     old_uid = exc.holder["uuid"]
     old_port = pod.vmi_uuid(ctx.settings, old_uid)
-    delete_if_exists(ctx.contrail, "floating-ip", pod.egress_fip(
-        ctx.settings, key.namespace, key.name, old_uid).uuid)
+    _release_ports(ctx, key, [old_port])
     for iip in ctx.contrail.list("instance-ip", back_ref_id=old_port):
         delete_if_exists(ctx.contrail, "instance-ip", iip["uuid"])
     unlink_vrouters(ctx.contrail, old_uid)

@@ -136,6 +136,11 @@ def remember(ctx: Context, namespace: str, name: str, refs) -> None:
     ctx.redis.set(memo_key(namespace, name), json.dumps(sorted(r.uuid for r in refs)))
 
 
+def forget(ctx: Context, namespace: str, name: str) -> None:
+    """The port's group refs are unknown: its sgs key must write them."""
+    ctx.redis.delete(memo_key(namespace, name))
+
+
 @register("sgs", "ckm.recompute_sgs", "ckm.policy")
 def recompute_sgs(ctx: Context, key: Key) -> None:
     ns, name = key.namespace, key.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
+from contrail.ensure import annotations_of
 from contrail.errors import NotFound
 from tasks import ingress, members, service
 from tasks.keys import Key
@@ -100,17 +101,39 @@ def update_lb_members(ctx: Context, key: Key) -> None:
               if p.get("service") == name]
     ready = members.backends(slices)
     fip = members.ecmp_fip(ctx.settings, ns, name, svc, ready)
-    fresh = fip.address not in applied
-    apply(ctx.contrail, [fip, *members.member_objects(ctx.settings, ns, name, svc, ready)],
-          applied)
+    if not applied.entries():
+        _adopt_members(ctx, ns, name, svc, applied)
+    result = apply(ctx.contrail, [fip, *members.member_objects(ctx.settings, ns, name, svc,
+                                                                 ready)], applied)
     _sync_backend_refs(ctx, fip.uuid, [r.uuid for r in members.backend_ports(
-        ctx.settings, ns, ready)], created=fresh)
+        ctx.settings, ns, ready)], created=fip.uuid in result.created)
+
+
+def _adopt_members(ctx: Context, ns: str, name: str, svc: dict, applied: AppliedSet) -> None:
+    """This key remembers nothing (its first run, or Redis lost its memory): the members its
+    pools already hold become its own, so those no longer wanted are deleted (GC keeps them:
+    their service lives)."""
+    pools = [service.pool(ctx.settings, ns, name, svc, port).uuid
+             for port in svc.get("ports") or []]
+    for item in ctx.contrail.list("loadbalancer-member", parent_id=pools,
+                                  fields=["annotations"]):
+        notes = annotations_of(item)
+        if notes.get("owner") == "k8s" and notes.get("cluster") == ctx.settings.cluster_name:
+            applied.record(("loadbalancer-member", item["uuid"]), "adopted")
 
 
 def _sync_backend_refs(ctx: Context, fip_uuid: str, wanted: list[str], *, created: bool) -> None:
-    """ECMP FIP -> backend VMI refs, diffed against what was last written (kept in Redis)."""
+    """ECMP FIP -> backend VMI refs, diffed against what was last written (kept in Redis);
+    without that memory (Redis lost it), against what the FIP holds."""
     memo = f"ckm:ecmp:{fip_uuid}"
-    have = set() if created else set(ctx.redis.smembers(memo))
+    if created:
+        have = set()
+    elif ctx.redis.exists(memo):
+        have = set(ctx.redis.smembers(memo))
+    else:
+        held = ctx.contrail.read("floating-ip", fip_uuid,
+                                 fields=["virtual_machine_interface_refs"])
+        have = {r["uuid"] for r in held.get("virtual_machine_interface_refs") or []}
     if created:
         ctx.redis.delete(memo)
         have = set(wanted)  # the create body carried them

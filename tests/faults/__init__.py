@@ -1,0 +1,1 @@
+"""Fault scenarios on real processes: see README.md."""
