@@ -10,6 +10,7 @@ import logging
 
 from celery import Celery, signals
 from celery.worker.request import Request
+from kombu.transport import redis as kombu_redis
 
 from config.celeryconfig import celery_options
 from workers import context as contexts
@@ -21,6 +22,14 @@ from workers.syncs import SYNCS
 
 log = logging.getLogger("ckm.worker")
 app = Celery("ckm")
+
+# When the broker connection drops, kombu closes the channel and tries to give back the
+# messages this worker holds ("Restoring N unacknowledged message(s)") over the connection
+# it has just torn down; that raises AttributeError ('NoneType' ... 'hostname') and Celery
+# exits the worker as unrecoverable. Nothing needs that give-back here: the messages come
+# back after the visibility timeout, and their keys are resent after `resend_seconds` by
+# the queue itself (a late redelivery is a duplicate and runs nothing).
+kombu_redis.QoS.restore_at_shutdown = False
 
 
 def configure(settings) -> Celery:
@@ -38,19 +47,19 @@ def _dispatch(keys: list[str]) -> None:
 
 
 class SafeAckRequest(Request):
-    """Acknowledging a message after the broker connection was reset can raise from inside
-    kombu (its channel is gone: `'NoneType' object has no attribute ...`), which Celery
-    treats as an unrecoverable error and exits the worker. A lost ack is harmless here: the
-    message comes back after the visibility timeout and its key's queue entry is gone, so it
-    runs nothing (a duplicate)."""
+    """Acknowledging a message after the broker connection was reset raises from inside
+    kombu (its channel is gone: `'NoneType' object has no attribute 'client'`); the ack runs
+    later on the event loop, where Celery treats anything but a connection error as
+    unrecoverable and exits the worker. A lost ack is harmless here: the message comes back
+    after the visibility timeout and its key is no longer queued, so it runs nothing."""
 
     def acknowledge(self):
-        try:
-            super().acknowledge()
-        except Exception as exc:
-            self.acknowledged = True
-            log.warning("could not acknowledge %s (%s: %s); a redelivery runs nothing",
-                        self.id, type(exc).__name__, exc)
+        self._connection_errors = (*self._connection_errors, AttributeError)
+        super().acknowledge()
+
+    def reject(self, requeue=False):
+        self._connection_errors = (*self._connection_errors, AttributeError)
+        super().reject(requeue=requeue)
 
 
 def _make_task(task_name: str):

@@ -48,6 +48,11 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     link = f"ckm:vrlink:{key}"
     if projection is None:
         _unlink_vrouter(ctx, link)
+        tomb = ctx.store.tombstone("Pod", key.namespace, key.name)
+        if tomb and tomb.get("uid") and not applied.entries():
+            # Redis lost this key's memory (or it never ran): the tombstone names the pod
+            # incarnation whose objects go, rather than leaving them to the next GC round
+            _purge_incarnation(ctx, key, tomb["uid"])
         _release_old_ports(ctx, key, applied, keep=None)
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
@@ -153,14 +158,20 @@ def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
             notes.get("name")) != ("k8s", ctx.settings.cluster_name, "Pod", key.namespace,
                                    key.name):
         raise exc  # not ours: never delete somebody else's object
-    old_uid = exc.holder["uuid"]
-    old_port = pod.vmi_uuid(ctx.settings, old_uid)
-    _release_ports(ctx, key, [old_port])
-    for iip in ctx.contrail.list("instance-ip", back_ref_id=old_port):
+    _purge_incarnation(ctx, key, exc.holder["uuid"])
+
+
+def _purge_incarnation(ctx: Context, key: Key, uid: str) -> None:
+    """Delete the port objects of the pod incarnation `uid`, found by their deterministic
+    uuids (no memory of this key needed), in dependency order."""
+    port = pod.vmi_uuid(ctx.settings, uid)
+    _release_ports(ctx, key, [port])
+    for iip in ctx.contrail.list("instance-ip", back_ref_id=port):
         delete_if_exists(ctx.contrail, "instance-ip", iip["uuid"])
-    unlink_vrouters(ctx.contrail, old_uid)
-    delete_if_exists(ctx.contrail, "virtual-machine-interface", old_port)
-    delete_if_exists(ctx.contrail, "virtual-machine", old_uid)
+    with contextlib.suppress(NotFound):  # no VM: nothing links to it
+        unlink_vrouters(ctx.contrail, uid)
+    delete_if_exists(ctx.contrail, "virtual-machine-interface", port)
+    delete_if_exists(ctx.contrail, "virtual-machine", uid)
 
 
 @register("fip", "ckm.attach_fip", "ckm.pod")

@@ -177,6 +177,7 @@ class FaultStack:
                  env: dict[str, str] | None = None, nodes: int = 2):
         self.dir = tmp_path
         self.logs = tmp_path / "logs"
+        self.stopped: set[str] = set()  # children the scenario killed or stopped itself
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs = Processes(self.logs)
         self.redis = RedisServer(tmp_path / "redis", appendonly=appendonly)
@@ -255,8 +256,8 @@ class FaultStack:
             self._wait_ready(child)
         return child
 
-    @staticmethod
-    def kill(child: Child, sig: int = signal.SIGKILL) -> None:
+    def kill(self, child: Child, sig: int = signal.SIGKILL) -> None:
+        self.stopped.add(child.name)
         if child.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.proc.pid, sig)
@@ -267,6 +268,12 @@ class FaultStack:
         self.kill(child)
         return child
 
+    def died(self) -> list[str]:
+        """ckm processes that exited without being killed or stopped by the scenario."""
+        children = self.watchers + self.workers + ([self.beat] if self.beat else [])
+        return [f"{c.name} exited by itself (code {c.proc.returncode})" for c in children
+                if c.proc.poll() is not None and c.name not in self.stopped]
+
     def live(self, children: list[Child]) -> list[Child]:
         return [c for c in children if c.proc.poll() is None]
 
@@ -274,6 +281,7 @@ class FaultStack:
         """SIGTERM every watcher, worker and beat (a clean stop) and wait for them."""
         children = self.live(self.watchers + self.workers + ([self.beat] if self.beat
                                                                else []))
+        self.stopped.update(child.name for child in children)
         for child in children:  # all at once, then wait: a warm shutdown takes a moment
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.proc.pid, signal.SIGTERM)
