@@ -14,8 +14,8 @@ Written by the watcher, read by the workers (the one module both sides share). P
 Cluster-scoped objects use the namespace "".
 
 Every watcher write is one Lua call that also (a) saves the resume point, so a restarted
-watcher never replays what it already stored, (b) refuses an event older than the stored one
-for the same object, (c) refuses a writer whose leader term is stale (a deposed watcher),
+watcher never replays what it already stored, (b) refuses a watch event at or before the
+resume point (a replay) and an event older than the stored one for the same object, (c) refuses a writer whose leader term is stale (a deposed watcher),
 (d) refuses a writer whose generation is not the store's, and (e) puts the keys the change
 affects into an outbox in the same step, so a crash between the write and the enqueue
 loses no work (the sweeper drains old outbox entries).
@@ -86,6 +86,11 @@ local function outbox()
   for i = 10, #ARGV do redis.call('ZADD', KEYS[10], 'NX', now, ARGV[i]) end
 end
 if op == 'advance' then advance(); return {0, gen, ''} end
+-- a watch event at or before the resume point was handled already: a replay
+if ARGV[8] ~= '' and ARGV[7] ~= '' and not older(redis.call('GET', KEYS[6]), ARGV[7])
+   and int(redis.call('GET', KEYS[6])) then
+  return {-1, ARGV[8], ''}
+end
 if older(ARGV[6], redis.call('HGET', KEYS[5], field)) then
   advance()
   return {-1, gen, ''}

@@ -92,6 +92,11 @@ def test_the_store_refuses_an_older_state_of_an_object(redis_client):
     assert writer.delete("ns", "p", object_rv="130", resume_rv="130") == CHANGED
     assert writer.put("ns", "p", {"uid": "1", "node": "n1"}, object_rv="120") == STALE
     assert store.get("Pod", "ns", "p") is None
+    store.forget_tombstone("Pod", "ns", "p")          # its cleanup ran: no per-object memory
+    assert writer.put("ns", "q", {"uid": "2"}, object_rv="125", resume_rv="125") == STALE
+    assert writer.put("ns", "p", {"uid": "1"}, object_rv="120", resume_rv="120") == STALE
+    assert store.get("Pod", "ns", "p") is None        # a replay is refused by the resume point
+    assert writer.put("ns", "q", {"uid": "2"}, object_rv="131", resume_rv="131") == CHANGED
 
 
 def test_a_restarted_reflector_resumes_exactly_where_the_store_is(kube, redis_client):  # noqa: F811
