@@ -15,8 +15,9 @@ Cluster-scoped objects use the namespace "".
 
 Every watcher write is one Lua call that also (a) saves the resume point, so a restarted
 watcher never replays what it already stored, (b) refuses a watch event at or before the
-resume point (a replay) and an event older than the stored one for the same object, (c) refuses a writer whose leader term is stale (a deposed watcher),
-(d) refuses a writer whose generation is not the store's, and (e) puts the keys the change
+resume point (a replay) and an event older than the stored one for the same object,
+(c) refuses a writer whose leader term is stale (a deposed watcher), (d) refuses a writer
+whose generation is not the store's, and (e) puts the keys the change
 affects into an outbox in the same step, so a crash between the write and the enqueue
 loses no work (the sweeper drains old outbox entries).
 

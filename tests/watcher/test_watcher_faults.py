@@ -56,8 +56,10 @@ def test_a_malformed_object_is_its_own_failure_and_the_stream_goes_on(kube, redi
         relists = metrics.RELISTS.labels("Pod")._value.get()
         core.create_namespaced_pod("poison", pod_body("good-1"))
         core.create_namespaced_pod("poison", pod_body("bad", {"opencontrail.org/name": "a/b"}))
-        # a key that is not a key: the object's failure, before anything is written
-        reflector.handle({"type": "MODIFIED", "object": {
+        # a key that is not a key: the object's failure, before anything is written (fed to
+        # an idle reflector of its own: handle() belongs to one reflector thread)
+        idle = Reflector("Pod", None, store, recorder, on_bad_object=bad)
+        idle.handle({"type": "MODIFIED", "object": {
             "metadata": {"name": "x/y", "namespace": "poison", "resourceVersion": "1",
                          "uid": "u"}, "spec": {}}})
         core.create_namespaced_pod("poison", pod_body("good-2"))
