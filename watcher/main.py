@@ -74,8 +74,10 @@ class Watcher:
         """The store is complete once every kind is listed under this leadership."""
         reflectors = self.reflectors
         if (len(reflectors) == len(self.kinds) and all(r.listed for r in reflectors)
-                and not self.stop.is_set() and self.store.listed(self.kinds)):
-            self.store.mark_complete()
+                and not self.stop.is_set()):
+            held = {r.kind: r.writer.generation for r in reflectors}
+            if all(held.values()):
+                self.store.mark_complete(held)
 
     # --- loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -95,7 +97,8 @@ class Watcher:
             metrics.LEADER.set(0)
 
     def _tend(self, leader: bool) -> None:
-        if any(r.stop.is_set() for r in self.reflectors):  # fenced by a newer term
+        if any(r.stop.is_set() for r in self.reflectors) or any(
+                not t.is_alive() for t in self.threads):  # fenced by a newer term, or died
             self._stop_reflectors()
             return
         if leader and not self.reflectors:

@@ -79,14 +79,16 @@ class Reflector:
 
     # --- loop ----------------------------------------------------------------------------------
     def run(self) -> None:
-        self.version, self.writer.generation = self.store.resume_point(self.kind)
-        if self.version is None or self.writer.generation is None:
-            self.version = None
-        else:
-            self._listed()
-        failures = 0
+        failures, started = 0, False
         while not self.stop.is_set():
             try:
+                if not started:  # inside the loop: a Redis error here must not end it
+                    self.version, self.writer.generation = self.store.resume_point(self.kind)
+                    if self.version is None or self.writer.generation is None:
+                        self.version = None
+                    started = True
+                    if self.version is not None:
+                        self._listed()
                 if self.version is None:
                     self.relist()
                     if self.version is None:
@@ -138,9 +140,15 @@ class Reflector:
 
     def verify_store(self) -> None:
         """Called from the watcher's loop: a store that lost this kind's generation (Redis
-        restarted empty) is relisted now, not at the next event or bookmark."""
-        if self.listed and self.store.resume_point(self.kind)[1] is None:
-            log.warning("%s: the store lost its data; relisting", self.kind)
+        restarted empty) or holds an older one (it went back to an older snapshot, or
+        failed over to a lagging replica) is relisted now, not at the next event."""
+        held = self.writer.generation  # read first: it only grows between relists
+        if not self.listed or held is None:
+            return
+        stored = self.store.resume_point(self.kind)[1]
+        if stored is None or int(stored) < int(held):
+            log.warning("%s: the store lost its data or went back in time; relisting",
+                        self.kind)
             metrics.STORE_LOST.labels(self.kind).inc()
             self.listed = False
             self._lost = True

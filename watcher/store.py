@@ -88,8 +88,8 @@ local function outbox()
 end
 if op == 'advance' then advance(); return {0, gen, ''} end
 -- a watch event at or before the resume point was handled already: a replay
-if ARGV[8] ~= '' and ARGV[7] ~= '' and not older(redis.call('GET', KEYS[6]), ARGV[7])
-   and int(redis.call('GET', KEYS[6])) then
+if ARGV[8] ~= '' and int(ARGV[7]) and int(redis.call('GET', KEYS[6]))
+   and not older(redis.call('GET', KEYS[6]), ARGV[7]) then
   return {-1, ARGV[8], ''}
 end
 if older(ARGV[6], redis.call('HGET', KEYS[5], field)) then
@@ -116,6 +116,17 @@ redis.call('SREM', KEYS[4], ARGV[3])
 outbox()
 advance()
 return {1, gen, old}
+"""
+
+
+_COMPLETE = """
+-- KEYS: complete, gen of each kind. ARGV: the generation each kind's reflector holds.
+for i = 2, #KEYS do
+  local gen = tonumber(redis.call('GET', KEYS[i]) or '-1')
+  if gen < tonumber(ARGV[i - 1]) then return 0 end
+end
+redis.call('SET', KEYS[1], '1')
+return 1
 """
 
 
@@ -202,6 +213,7 @@ class DesiredStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._write = client.register_script(_WRITE)
+        self._complete = client.register_script(_COMPLETE)
 
     def writer(self, kind: str, *, term: int | None = None,
                generation: str | None = None) -> Writer:
@@ -275,8 +287,16 @@ class DesiredStore:
     def complete(self) -> bool:
         return bool(self.redis.exists(COMPLETE))
 
-    def mark_complete(self) -> None:
-        self.redis.set(COMPLETE, "1")
+    def mark_complete(self, generations: dict[str, str] | None = None) -> bool:
+        """Mark the store complete; with `generations` (kind -> the generation its reflector
+        holds) only if every kind's stored generation is that one or a later one, in one
+        step: a kind whose Redis went back in time or lost its data keeps it incomplete."""
+        if generations is None:
+            self.redis.set(COMPLETE, "1")
+            return True
+        kinds = sorted(generations)
+        return bool(self._complete(keys=[COMPLETE, *[f"ckm:gen:{k}" for k in kinds]],
+                                   args=[generations[k] for k in kinds]))
 
     def claim_term(self) -> int:
         """A new leader's term: larger than every earlier leader's."""

@@ -17,7 +17,6 @@ from config.loading import load
 from config.settings import Settings
 from contrail.client import ContrailClient
 from watcher.store import DesiredStore
-from workers import fencing
 from workers.failures import Failures
 from workers.limits import ContrailGate
 from workers.queue import KeyQueue
@@ -65,8 +64,7 @@ class Context:
     def gate(self) -> ContrailGate:
         return ContrailGate(self.redis, max_inflight=self.settings.contrail_max_inflight,
                             rate=self.settings.contrail_rate_limit,
-                            hold_timeout=self.settings.contrail_timeout + 5,
-                            fence=fencing.check)
+                            hold_timeout=self.settings.contrail_timeout + 5)
 
     @cached_property
     def contrail(self) -> ContrailClient:

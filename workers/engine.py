@@ -84,6 +84,7 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     done, busy (another run holds the key), bad-input, not-ready or error; the error of a
     failed run is kept in `context.failures` and in the run log."""
     token = uuid.uuid4().hex
+    asked = time.monotonic()  # the lease runs from the request, not from its answer
     begun = context.queue.begin(key, token)
     if begun != queue.RUN:
         # BUSY: another worker runs it (made dirty, it runs again); DUPLICATE: a resent or
@@ -94,7 +95,7 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         return label
     sync = sync_for(key)
     renewer = _renewer(context)
-    run = fencing.Run(key, token, safe_seconds=_safe_seconds(context))
+    run = fencing.Run(key, token, safe_seconds=_safe_seconds(context), renewed_at=asked)
     with renewer.lock:
         renewer.active[key] = run
     fencing.enter(run)

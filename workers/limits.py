@@ -6,8 +6,9 @@ around every HTTP exchange: first a token bucket (calls per second, optional), t
 counting semaphore (calls in flight). Holders that vanish (a killed worker) expire after
 `hold_timeout` seconds (one HTTP exchange's limit), so a crash cannot shrink the semaphore
 for long. A caller waiting for a slot blocks on a wake-up list each release pushes to, rather
-than polling Redis. Before anything, the gate asks `fence()` whether this run may still call
-Contrail at all (see workers.fencing).
+than polling Redis. The gate is also the fence (see workers.fencing): a run that no longer
+holds its key in Redis (taken over, or Redis lost its data) is refused in the same Lua step
+that would admit its call, and a run past its safe time is refused before and after waiting.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import redis
+
+from workers import fencing
+from workers.queue import PROCESSING
 
 SEMAPHORE = "ckm:contrail:inflight"
 BUCKET = "ckm:contrail:bucket"
@@ -27,7 +31,10 @@ WAKE = "ckm:contrail:released"
 _NOW = "local t = redis.call('TIME'); local now = t[1] + t[2] / 1000000\n"
 
 _ACQUIRE = _NOW + """
--- KEYS: semaphore, peak. ARGV: token, cap, hold timeout s. Returns 1 when acquired.
+-- KEYS: semaphore, peak, the queue's processing hash. ARGV: token, cap, hold timeout s, the
+-- calling run's key and token ('' outside a run). Returns 1 when acquired, 0 when full, -1
+-- when the run no longer holds its key (taken over, or Redis lost it): it must stop.
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[3], ARGV[4]) ~= ARGV[5] then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -54,9 +61,9 @@ class ContrailGate:
     """Enter around one Contrail call: waits for a rate token and a free in-flight slot."""
 
     def __init__(self, client: redis.Redis, *, max_inflight: int, rate: float = 0.0,
-                 hold_timeout: float = 35.0, fence: Callable[[], None] | None = None):
+                 hold_timeout: float = 35.0):
         self.redis, self.max_inflight, self.rate = client, max_inflight, rate
-        self.hold_timeout, self.fence = hold_timeout, fence
+        self.hold_timeout = hold_timeout
         self._acquire = client.register_script(_ACQUIRE)
         self._take = client.register_script(_TAKE_TOKEN)
 
@@ -65,17 +72,27 @@ class ContrailGate:
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
-        if self.fence is not None:
-            self.fence()
+        run = fencing.current()
+        fencing.check()
         if self.rate > 0:
             while wait_ms := int(self._take(keys=[BUCKET], args=[self.rate,
                                                                  max(1.0, self.rate)])):
                 time.sleep(wait_ms / 1000)
         token = uuid.uuid4().hex
-        while not self._acquire(keys=[SEMAPHORE, PEAK],
-                                args=[token, self.max_inflight, self.hold_timeout]):
+        owner = [run.key, run.token] if run is not None else ["", ""]
+        while not (got := self._acquire(keys=[SEMAPHORE, PEAK, PROCESSING],
+                                        args=[token, self.max_inflight, self.hold_timeout,
+                                              *owner])):
             # woken by a release; the timeout covers a holder that died without one
             self.redis.blpop([WAKE], timeout=0.5)
+        if got == -1:  # checked by Redis itself, in the same step that admits the call
+            run.lost = True
+            fencing.check()
+        try:
+            fencing.check()  # the waits above may have outlasted the lease
+        except fencing.LeaseLost:
+            self.redis.zrem(SEMAPHORE, token)
+            raise
         try:
             yield
         finally:

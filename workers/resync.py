@@ -23,7 +23,7 @@ from contrail.errors import ContrailError
 from tasks.fanout import APP_LABEL, own_keys, store_coordinates
 from tasks.model import DELETE_ORDER
 from tasks.policy import PEER_KIND
-from watcher.store import DesiredStore
+from watcher.store import COMPLETE, DesiredStore
 from workers import policies_in_force as in_force
 from workers.apply import EPOCH, AppliedSet
 from workers.context import Context
@@ -150,6 +150,14 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *
     if not store.complete() or not store.listed(KINDS):
         log.info("GC skipped: the store is not complete (the watcher is still listing)")
         return []
+    # A canary of this pass: if Redis loses its data while GC walks Contrail, the canary
+    # goes with it, and GC stops before its next delete instead of reading "gone" everywhere.
+    canary = f"ckm:gc:{uuid.uuid4().hex}"
+    store.redis.set(canary, "1", ex=3600)
+
+    def store_intact() -> bool:
+        return all(store.redis.mget(canary, COMPLETE))
+
     deleted = []
     for type_ in DELETE_ORDER:
         for item in client.list(type_, fields=["annotations"]):
@@ -162,6 +170,9 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *
                 hand_over(key, (type_, item["uuid"]))
             if verdict != "delete":
                 continue
+            if not store_intact():
+                log.warning("GC stopped: Redis lost the store during the pass")
+                return deleted
             try:
                 if type_ == "virtual-machine":
                     unlink_vrouters(client, item["uuid"])
@@ -170,4 +181,5 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *
                     log.info("GC deleted %s %s", type_, ":".join(item["fq_name"]))
             except ContrailError as exc:  # still referenced: the next round gets it
                 log.info("GC could not delete %s %s yet: %s", type_, item["uuid"], exc)
+    store.redis.delete(canary)
     return deleted

@@ -205,3 +205,19 @@ def test_the_elector_survives_transport_errors_and_steps_down_in_time(kube):  # 
     wait_for(lambda: not elector.step(), timeout=5, what="stepping down")
     api.broken = False
     assert elector.step()
+
+
+def test_a_store_that_went_back_in_time_is_relisted_and_not_complete(redis_client):
+    """Review finding: after a failover to a lagging replica the generation keys exist but
+    are older; the store must not be (re)marked complete and the kind must relist."""
+    store = DesiredStore(redis_client)
+    reflector = Reflector("Pod", None, store, Recorder())
+    reflector.writer.listed("10")
+    reflector.listed = True
+    held = reflector.writer.generation
+    assert store.mark_complete({"Pod": held}) and store.complete()
+    redis_client.delete("ckm:store:complete")
+    redis_client.set("ckm:gen:Pod", str(int(held) - 3))          # an older snapshot
+    assert not store.mark_complete({"Pod": held}) and not store.complete()
+    reflector.verify_store()
+    assert not reflector.listed                                   # it relists

@@ -12,7 +12,11 @@ import pytest
 
 from tests.helpers import wait_for
 from watcher.store import COMPLETE
-from workers import fencing, metrics
+from workers import (
+    fencing,
+    metrics,
+    reconcilers,  # noqa: F401  (registers the syncs)
+)
 from workers.backoff import delay
 from workers.engine import run_key
 from workers.queue import KeyQueue
@@ -153,3 +157,33 @@ def test_no_key_runs_before_the_store_is_complete(make_context, contrail_url):
     context.redis.set(COMPLETE, "1")
     assert wait_for(lambda: context.queue.due().send, timeout=5) == ["cluster/bootstrap"]
     assert run_key(context, "cluster/bootstrap", lambda *_: None) == "done"
+
+
+def test_gc_stops_when_redis_loses_the_store_in_the_middle_of_its_pass(context):
+    """Review finding: GC checked the store once, then read "gone" for every live object if
+    Redis lost its data while it walked Contrail."""
+    from workers.apply import AppliedSet  # noqa: F401  (the key GC hands peer groups to)
+    from workers.resync import KINDS, collect_garbage
+
+    context.queue.enqueue(["cluster/bootstrap"])
+    run_key(context, "cluster/bootstrap", lambda *_: None)
+    for kind in KINDS:
+        context.store.writer(kind).listed("1")
+    context.store.put("Namespace", "", "alive", {"uid": "u", "labels": {}, "annotations": {}})
+    context.queue.enqueue(["namespace/alive"])
+    assert run_key(context, "namespace/alive", lambda *_: None) == "done"
+    owner = [{"key": "owner", "value": "k8s"}, {"key": "cluster", "value": "k8s"}]
+    context.contrail.create("security-group", {
+        "fq_name": ["default-domain", "k8s-default", "k8s-peer-zzzz"], "parent_type": "project",
+        "annotations": {"key_value_pair": [*owner, {"key": "kind", "value": "NetworkPolicyPeer"},
+                                           {"key": "namespace", "value": ""},
+                                           {"key": "name", "value": "zzzz"}]}})
+    live = context.contrail.list("project", filters={"display_name": "k8s-alive"})[0]["uuid"]
+
+    def flush_midway(key, address):  # called while GC walks the security groups
+        context.redis.flushdb()
+
+    deleted = collect_garbage(context.contrail, context.store, "k8s", live_peers=set(),
+                              hand_over=flush_midway)
+    assert deleted == []
+    assert context.contrail.read("project", live)
