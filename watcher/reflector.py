@@ -53,6 +53,10 @@ def _checked(keys: list[str]) -> list[str]:
     return keys
 
 
+# Kinds whose deletion no key cleans up by their tombstone (their dependents read the store).
+NO_CLEANUP = frozenset({"EndpointSlice", "Node"})
+
+
 class Gone(Exception):
     """The resourceVersion we hold is older than the server's history."""
 
@@ -281,6 +285,8 @@ class Reflector:
         status = self.writer.delete(namespace, name, object_rv=rv, resume_rv=rv, keys=keys,
                                     check=check)
         if status == CHANGED:
+            if self.kind in NO_CLEANUP:  # no key reads their tombstones: none may pile up
+                self.store.forget_tombstone(self.kind, namespace, name)
             self._enqueue(keys, True)
 
     def _enqueue(self, keys: list[str], urgent: bool) -> None:

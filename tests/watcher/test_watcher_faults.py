@@ -221,3 +221,17 @@ def test_a_store_that_went_back_in_time_is_relisted_and_not_complete(redis_clien
     assert not store.mark_complete({"Pod": held}) and not store.complete()
     reflector.verify_store()
     assert not reflector.listed                                   # it relists
+
+
+def test_only_tombstones_a_cleanup_reads_are_kept(redis_client):
+    """EndpointSlice and Node tombstones had no reader and piled up with churn (and each
+    resync re-enqueued them); a namespace's tombstone stays for its cleanup key."""
+    store = DesiredStore(redis_client)
+    store.put("EndpointSlice", "ns", "svc-abc", {"uid": "1", "labels": {}, "service": "svc",
+                                                 "ports": [], "endpoints": []})
+    store.put("Namespace", "", "ns", {"uid": "2", "labels": {}, "annotations": {}})
+    for kind, namespace, name in (("EndpointSlice", "ns", "svc-abc"), ("Namespace", "", "ns")):
+        Reflector(kind, None, store, Recorder()).remove(namespace, name, rv="7")
+    assert store.tombstones("EndpointSlice") == []
+    assert store.tombstones("Namespace") == [("", "ns")]
+    assert redis_client.hlen("ckm:orv:EndpointSlice") == 0
