@@ -49,10 +49,15 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     if projection is None:
         _unlink_vrouter(ctx, link)
         tomb = ctx.store.tombstone("Pod", key.namespace, key.name)
-        if tomb and tomb.get("uid") and not applied.entries():
-            # Redis lost this key's memory (or it never ran): the tombstone names the pod
-            # incarnation whose objects go, rather than leaving them to the next GC round
-            _purge_incarnation(ctx, key, tomb["uid"])
+        if tomb and tomb.get("uid"):
+            uid, known = tomb["uid"], applied.entries()
+            if (("virtual-machine", uid) not in known or ("virtual-machine-interface",
+                                                         pod.vmi_uuid(ctx.settings, uid))
+                    not in known):
+                # this key's memory of the port is incomplete (Redis lost it, or a run died
+                # between making an object and recording it): the tombstone names the
+                # incarnation whose objects go, in order, rather than the next GC round
+                _purge_incarnation(ctx, key, uid)
         _release_old_ports(ctx, key, applied, keep=None)
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)

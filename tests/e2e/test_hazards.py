@@ -201,3 +201,32 @@ def pod_vmi(stack, uid):
     from tasks import pod
 
     return pod.vmi_uuid(stack.context.settings, uid)
+
+
+def test_a_pod_deleted_after_a_run_died_between_making_its_port_and_recording_it(
+        celery_stack):
+    """Found by the fault suite (R1): a worker killed after creating the VMI but before
+    recording it left the port key's memory without the VMI; deleting the pod then tried the
+    VM first (RefsExist) for ever and leaked both."""
+    stack = celery_stack
+    stack.start_worker()
+    store, contrail = stack.context.store, stack.context.contrail
+    contrail.create("virtual-router", {"fq_name": ["default-global-system-config", "n1"],
+                                       "parent_type": "global-system-config"})
+    store.put("Namespace", "", "k", {"uid": "ns-k", "labels": {}, "annotations": {}})
+    uid = str(uuid.uuid4())
+    store.put("Pod", "k", "p", {"uid": uid, "labels": {}, "annotations": {}, "node": "n1",
+                                "host_network": False, "ports": [], "finished": False})
+    stack.enqueue([CLUSTER_KEY, "namespace/k", "port/k/p"])
+    stack.wait_idle(timeout=60)
+    port = pod_vmi(stack, uid)
+    # the state a kill between the VMI's create and its record leaves behind
+    from workers.apply import AppliedSet
+
+    AppliedSet(stack.context.redis, "port/k/p").remove(("virtual-machine-interface", port))
+    store.delete("Pod", "k", "p")
+    stack.enqueue(["port/k/p"])
+    stack.wait_idle(timeout=60)
+    assert stack.context.failures.all() == []
+    assert not vm_exists(contrail, uid)
+    assert not contrail.list("virtual-machine-interface", obj_uuids=[port])
