@@ -124,8 +124,18 @@ def _unlink_vrouter(ctx: Context, link: str) -> None:
 
 def _release_old_ports(ctx: Context, key: Key, applied: AppliedSet, *,
                        keep: str | None) -> None:
-    _release_ports(ctx, key, [uuid for type_, uuid in applied.entries()
+    known = applied.entries()
+    _release_ports(ctx, key, [uuid for type_, uuid in known
                               if type_ == "virtual-machine-interface" and uuid != keep])
+    machine = None if keep is None else next(
+        (uuid for type_, uuid in known if type_ == "virtual-machine"
+         and pod.vmi_uuid(ctx.settings, uuid) == keep), None)
+    for type_, uuid in known:
+        if type_ == "virtual-machine" and uuid != machine:
+            # read from the VM, not from the link memo: a run may have died between
+            # linking it and writing the memo, and a linked VM cannot be deleted
+            with contextlib.suppress(NotFound):
+                unlink_vrouters(ctx.contrail, uuid)
 
 
 def _release_ports(ctx: Context, key: Key, old: list[str]) -> None:

@@ -230,3 +230,4 @@ def test_a_pod_deleted_after_a_run_died_between_making_its_port_and_recording_it
     assert stack.context.failures.all() == []
     assert not vm_exists(contrail, uid)
     assert not contrail.list("virtual-machine-interface", obj_uuids=[port])
+
