@@ -10,10 +10,10 @@ from contrail.errors import NotFound
 from tasks import pod
 from tasks.keys import Key
 from tasks.outcomes import NotReady
+from workers import sync_policy  # attribute access at call time: the modules import each other
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
-from workers.sync_policy import forget, pod_group_state, remember
 from workers.syncs import register
 from workers.vrouters import unlink_vrouters
 
@@ -63,7 +63,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
     place = _placement(ctx, key, projection)
-    groups, complete = pod_group_state(ctx, key.namespace, projection, only_existing=True)
+    groups, complete = sync_policy.pod_group_state(ctx, key.namespace, projection,
+                                                   only_existing=True)
     objs = pod.port_objects(ctx.settings, key.namespace, key.name, projection, place, groups)
     if ctx.redis.get(link) and not ctx.redis.get(link).endswith(projection["uid"]):
         _unlink_vrouter(ctx, link)  # a new pod under the same name: its old VM goes
@@ -73,7 +74,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     if fresh:
         # the groups it is born with, recorded before it exists: its sgs key, which waits
         # for the port, then never rewrites the same list
-        remember(ctx, key.namespace, key.name, groups)
+        sync_policy.remember(ctx, key.namespace, key.name, groups)
     try:
         result = apply(ctx.contrail, objs, applied)
     except Taken as exc:
@@ -82,7 +83,7 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     if fresh and port.uuid not in result.created:
         # it existed already (Redis lost this key's memory, or a run died between making it
         # and recording it): its groups are create-only, so unknown; its sgs key writes them
-        forget(ctx, key.namespace, key.name)
+        sync_policy.forget(ctx, key.namespace, key.name)
         ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])
     if port.uuid in result.created and not complete:
         ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])  # the rest, once they are made
