@@ -107,6 +107,16 @@ def judge(stack: FaultStack, name: str, fault_end: float, clean, checker: Invari
     assert not problems, f"{name}: {len(problems)} problem(s):\n" + "\n".join(problems)
 
 
+def converged_stack(make_stack, *, timeout: float, **options):
+    """A stack that has applied the workload's first two phases and settled."""
+    stack = make_stack(**options)
+    work = Workload(stack.api())
+    work.phase1()
+    work.phase2()
+    converge(stack, timeout=timeout)
+    return stack, work
+
+
 def test_r1_workers_sigkilled_mid_run(make_stack, clean_run):
     stack = make_stack()
     checker = InvariantChecker(stack)
@@ -221,11 +231,7 @@ def _answers(check) -> bool:
 
 
 def test_r3b_redis_loses_everything_under_a_converged_stack(make_stack, clean_run):
-    stack = make_stack(appendonly=False)
-    work = Workload(stack.api())
-    work.phase1()
-    work.phase2()
-    converge(stack, timeout=60)
+    stack, work = converged_stack(make_stack, timeout=60, appendonly=False)
     guard = LiveGuard(stack)
     guard.start()
     checker = InvariantChecker(stack)
@@ -253,11 +259,7 @@ def test_r3b_redis_loses_everything_under_a_converged_stack(make_stack, clean_ru
 
 
 def test_r7_engine_down_while_pods_deleted_recreated_relabelled(make_stack, clean_run):
-    stack = make_stack()
-    work = Workload(stack.api())
-    work.phase1()
-    work.phase2()
-    converge(stack, timeout=60)
+    stack, work = converged_stack(make_stack, timeout=60)
     checker = InvariantChecker(stack)
     checker.start()
     with checker.fault():
@@ -304,11 +306,7 @@ def test_r5_forced_410_with_deletes_while_not_watching(make_stack, clean_run):
     """The watcher is frozen (SIGSTOP) while pods are deleted, re-created and relabelled; the
     history is compacted and every watch dropped, so it resumes into 410 Gone and must
     relist and diff: the deletes are only visible as objects missing from the list."""
-    stack = make_stack()
-    work = Workload(stack.api())
-    work.phase1()
-    work.phase2()
-    converge(stack, timeout=45)
+    stack, work = converged_stack(make_stack, timeout=45)
     checker = InvariantChecker(stack)
     checker.start()
     watcher = stack.live(stack.watchers)[0]
