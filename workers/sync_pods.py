@@ -50,15 +50,11 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         _unlink_vrouter(ctx, link)
         tomb = ctx.store.tombstone("Pod", key.namespace, key.name)
         if tomb and tomb.get("uid"):
-            uid, known = tomb["uid"], applied.entries()
-            if (("virtual-machine", uid) not in known or ("virtual-machine-interface",
-                                                         pod.vmi_uuid(ctx.settings, uid))
-                    not in known):
-                # this key's memory of the port is incomplete (Redis lost it, or a run died
-                # between making an object and recording it): the tombstone names the
-                # incarnation whose objects go, in order, rather than the next GC round
-                _purge_incarnation(ctx, key, uid)
-        _release_old_ports(ctx, key, applied, keep=None)
+            # found in Contrail, not in this key's memory, which may be incomplete (Redis
+            # lost it, or a run died between making any one object and recording it)
+            for address in _purge_incarnation(ctx, key, tomb["uid"]):
+                applied.remove(address)
+        _release_old_ports(ctx, key, applied, keep=None)  # older incarnations it knows
         apply(ctx.contrail, [], applied)
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
@@ -177,17 +173,20 @@ def _purge_previous_pod(ctx: Context, key: Key, exc: Taken) -> None:
     _purge_incarnation(ctx, key, exc.holder["uuid"])
 
 
-def _purge_incarnation(ctx: Context, key: Key, uid: str) -> None:
+def _purge_incarnation(ctx: Context, key: Key, uid: str) -> list[tuple[str, str]]:
     """Delete the port objects of the pod incarnation `uid`, found by their deterministic
-    uuids (no memory of this key needed), in dependency order."""
+    uuids and back refs (no memory of this key needed), in dependency order; return their
+    addresses."""
     port = pod.vmi_uuid(ctx.settings, uid)
     _release_ports(ctx, key, [port])
-    for iip in ctx.contrail.list("instance-ip", back_ref_id=port):
-        delete_if_exists(ctx.contrail, "instance-ip", iip["uuid"])
+    gone = [("instance-ip", iip["uuid"])
+            for iip in ctx.contrail.list("instance-ip", back_ref_id=port)]
     with contextlib.suppress(NotFound):  # no VM: nothing links to it
         unlink_vrouters(ctx.contrail, uid)
-    delete_if_exists(ctx.contrail, "virtual-machine-interface", port)
-    delete_if_exists(ctx.contrail, "virtual-machine", uid)
+    gone += [("virtual-machine-interface", port), ("virtual-machine", uid)]
+    for type_, uuid in gone:
+        delete_if_exists(ctx.contrail, type_, uuid)
+    return gone
 
 
 @register("fip", "ckm.attach_fip", "ckm.pod")

@@ -203,11 +203,12 @@ def pod_vmi(stack, uid):
     return pod.vmi_uuid(stack.context.settings, uid)
 
 
+@pytest.mark.parametrize("lost", ["virtual-machine-interface", "instance-ip"])
 def test_a_pod_deleted_after_a_run_died_between_making_its_port_and_recording_it(
-        celery_stack):
-    """Found by the fault suite (R1): a worker killed after creating the VMI but before
-    recording it left the port key's memory without the VMI; deleting the pod then tried the
-    VM first (RefsExist) for ever and leaked both."""
+        celery_stack, lost):
+    """Found by the fault suite (R1), twice: a worker killed after creating the VMI (or its
+    instance-ip) but before recording it left the port key's memory without it; deleting the
+    pod then tried the VM (or the VMI) first, got RefsExist for ever and leaked them all."""
     stack = celery_stack
     stack.start_worker()
     store, contrail = stack.context.store, stack.context.contrail
@@ -223,11 +224,14 @@ def test_a_pod_deleted_after_a_run_died_between_making_its_port_and_recording_it
     # the state a kill between the VMI's create and its record leaves behind
     from workers.apply import AppliedSet
 
-    AppliedSet(stack.context.redis, "port/k/p").remove(("virtual-machine-interface", port))
+    (iip,) = contrail.list("instance-ip", back_ref_id=port)
+    made = {"virtual-machine-interface": port, "instance-ip": iip["uuid"]}
+    AppliedSet(stack.context.redis, "port/k/p").remove((lost, made[lost]))
     store.delete("Pod", "k", "p")
     stack.enqueue(["port/k/p"])
     stack.wait_idle(timeout=60)
     assert stack.context.failures.all() == []
     assert not vm_exists(contrail, uid)
     assert not contrail.list("virtual-machine-interface", obj_uuids=[port])
+    assert not contrail.list("instance-ip", obj_uuids=[iip["uuid"]])
 
