@@ -112,7 +112,8 @@ def reach(
         word = "[green]allowed[/]" if verdict.allowed else "[red]denied[/]"
         out.print(f"{src} -> {dst} {protocol}/{port}: {word}")
         if verdict.allowed:
-            out.print(f"  path: {verdict.path}\n  rules: {verdict.rule}", highlight=False)
+            out.print(f"  path: {verdict.path}\n  egress: {verdict.egress}\n"
+                      f"  ingress: {verdict.ingress}", highlight=False)
         for reason in verdict.reasons:
             out.print(f"  {reason}", highlight=False)
     raise typer.Exit(0 if verdict.allowed else 1)

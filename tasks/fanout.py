@@ -8,10 +8,13 @@ reaches the group it left and the one it joined:
   Service changed             -> its members, and the ingresses that route to it
   EndpointSlice changed       -> the members of its service (old and new)
   Node added                  -> the ports of the pods on it (their vrouter link)
-  Namespace labels changed    -> the security groups of its pods (namespaceSelector peers)
-  NetworkPolicy changed       -> the groups of every pod it selects or peers, old and new,
-                                 and the shared peer groups it names or named
-  Pod labels/ports changed    -> its groups; policies with named ports re-resolve
+  Namespace labels changed    -> the security groups of its pods (namespaceSelector peers),
+                                 and policies whose named egress ports it now resolves or not
+  NetworkPolicy changed       -> the groups of every pod it selects or peers (a named egress
+                                 port peers the pods declaring it), old and new, and the
+                                 shared peer groups it names or named
+  Pod added/deleted, or its labels/ports changed
+                              -> its groups; policies with named ports re-resolve
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Protocol
 from tasks.ingress import backend_services
 from tasks.outcomes import BadInput
 from tasks.pod import APP_NAME
-from tasks.policy import egress_named, parse_policy, peer_key
+from tasks.policy import egress_named, parse_policy, peer_key, pod_ports
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
 APP_LABEL = "opencontrail.org/name"
@@ -90,10 +93,10 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
         keys += [f"ingress/{name}/{i}" for i, _ in lookup.in_namespace("Ingress", name)]
     elif kind == "Namespace" and (old or {}).get("labels") != (new or {}).get("labels"):
         keys += [f"sgs/{name}/{pod}" for pod, _ in lookup.in_namespace("Pod", name)]
+        keys += _named_port_namespace(name, old, new, lookup)
     elif kind == "NetworkPolicy":
         keys += policy_pods(namespace, name, old, new, lookup)
-    elif kind == "Pod" and old is not None and new is not None and (
-            old.get("labels") != new.get("labels") or old.get("ports") != new.get("ports")):
+    elif kind == "Pod" and _policy_view(old) != _policy_view(new):
         keys += _named_port_policies(namespace, old, new, lookup)
     elif kind == "Service":
         keys += [f"ingress/{namespace}/{i}" for i, ingress in lookup.in_namespace(
@@ -122,27 +125,70 @@ def _named_ports(projection: dict) -> bool:
                for port in r.get("ports") or [])
 
 
-def _named_port_policies(namespace: str, old: dict, new: dict, lookup: Lookup) -> list[str]:
-    """Policies with named ports that select or peer the pod (before or after): their group
-    variants follow how the pods they touch resolve those names."""
+def _counts(pod: dict | None) -> bool:
+    """Whether a pod has a port, so its named ports resolve (tasks.pod.managed, less the
+    unmanaged namespaces, which have no policies' pods either way)."""
+    return bool(pod) and bool(pod.get("node")) and not pod.get("host_network") and not \
+        pod.get("finished")
+
+
+def _policy_view(pod: dict | None) -> tuple | None:
+    """What of a pod the policies' groups read."""
+    if not _counts(pod):
+        return None
+    return pod.get("labels") or {}, pod.get("ports") or []
+
+
+def _egress_resolves(policy_ns: str, peer, spec, pod_ns: str, pod: dict,
+                     ns_labels: dict) -> bool:
+    """The pod is a destination of a named egress port: the peer matches it and it declares
+    the name (with the rule's protocol)."""
+    return bool(pod_ports(pod).get((spec.port, spec.protocol))) and peer.matches(
+        policy_ns, pod_ns, pod.get("labels") or {}, ns_labels)
+
+
+def _named_port_policies(namespace: str, old: dict | None, new: dict | None,
+                         lookup: Lookup) -> list[str]:
+    """Policies with named ports that select the pod or resolve a name on it (before or
+    after): their group variants follow how the pods they touch resolve those names."""
+    pods = [p for p in (old, new) if _counts(p)]
+    if not pods:
+        return []
     ns_labels = next((p.get("labels") or {} for _, n, p in lookup.items("Namespace")
                       if n == namespace), {})
     keys = []
-    for ns, name, projection in lookup.items("NetworkPolicy"):
-        if not _named_ports(projection):
-            continue
-        with contextlib.suppress(BadInput):
-            parsed = parse_policy(ns, name, projection)
-            ingress_named = any(isinstance(spec.port, str) for r in parsed.ingress or ()
-                                for spec in r.ports)
-            egress_peers = [peer for peer, _ in egress_named(parsed)]
-            for pod in (old, new):
-                labels = pod.get("labels") or {}
-                if (ingress_named and parsed.selects(namespace, labels)) or any(
-                        peer.matches(ns, namespace, labels, ns_labels) for peer in egress_peers):
-                    keys.append(f"policy/{ns}/{name}")
-                    break
+    for ns, name, parsed in _named_port_parsed(lookup):
+        ingress_named = any(isinstance(spec.port, str) for r in parsed.ingress or ()
+                            for spec in r.ports)
+        egress = egress_named(parsed)
+        if any((ingress_named and parsed.selects(namespace, pod.get("labels") or {})) or any(
+                _egress_resolves(ns, peer, spec, namespace, pod, ns_labels)
+                for peer, spec in egress) for pod in pods):
+            keys.append(f"policy/{ns}/{name}")
     return keys
+
+
+def _named_port_namespace(namespace: str, old: dict | None, new: dict | None,
+                          lookup: Lookup) -> list[str]:
+    """Policies whose named egress ports the namespace's pods start or stop resolving as its
+    labels change (a namespaceSelector peer)."""
+    before, after = ((p or {}).get("labels") or {} for p in (old, new))
+    pods = [p for _, p in lookup.in_namespace("Pod", namespace) if _counts(p)]
+    keys = []
+    for ns, name, parsed in _named_port_parsed(lookup):
+        if any(_egress_resolves(ns, peer, spec, namespace, pod, before) !=
+               _egress_resolves(ns, peer, spec, namespace, pod, after)
+               for peer, spec in egress_named(parsed) for pod in pods):
+            keys.append(f"policy/{ns}/{name}")
+    return keys
+
+
+def _named_port_parsed(lookup: Lookup):
+    """(namespace, name, parsed) of the stored policies with named ports that compile."""
+    for ns, name, projection in lookup.items("NetworkPolicy"):
+        if _named_ports(projection):
+            with contextlib.suppress(BadInput):
+                yield ns, name, parse_policy(ns, name, projection)
 
 
 def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
@@ -156,12 +202,14 @@ def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
     if not versions:
         return []
     ns_labels = {n: (p.get("labels") or {}) for _, n, p in lookup.items("Namespace")}
+    named = [(v, egress_named(v)) for v in versions]
     keys = []
     for pod_ns, pod, projection in lookup.items("Pod"):
-        labels = projection.get("labels") or {}
+        labels, its_ns = projection.get("labels") or {}, ns_labels.get(pod_ns, {})
         if any(v.selects(pod_ns, labels) or any(
-                peer.matches(v.namespace, pod_ns, labels, ns_labels.get(pod_ns, {}))
-                for peer in v.pod_peers()) for v in versions):
+                peer.matches(v.namespace, pod_ns, labels, its_ns) for peer in v.pod_peers())
+                or any(_egress_resolves(v.namespace, peer, spec, pod_ns, projection, its_ns)
+                       for peer, spec in egress) for v, egress in named):
             keys.append(f"sgs/{pod_ns}/{pod}")
     return keys
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config.settings import Settings
 from tasks import naming
 from tasks.model import Obj, Ref
 from tasks.namespace import project
 from tasks.outcomes import BadInput
-from tasks.security import ANYWHERE, allow_all_egress, allow_all_ingress, rule
+from tasks.security import ANYWHERE, allow_all_egress, allow_all_ingress, entries, rule
 from tasks.selectors import Selector, parse
 
 KIND = "NetworkPolicy"
@@ -42,6 +42,7 @@ class Peer:
     pods: Selector | None
     namespaces: Selector | None
     cidrs: tuple[str, ...] = ()
+    block: str = field(default="", compare=False)  # the ipBlock as written, for explanations
 
     @property
     def is_pods(self) -> bool:
@@ -125,7 +126,10 @@ def _cidrs(block: dict, where: str) -> tuple[str, ...]:
 
 def _peer(entry: dict, where: str) -> Peer:
     if entry.get("ipBlock") is not None:
-        return Peer(None, None, _cidrs(entry["ipBlock"], where))
+        block = entry["ipBlock"]
+        written = str(block.get("cidr", "")) + (
+            f" except {', '.join(map(str, block['except']))}" if block.get("except") else "")
+        return Peer(None, None, _cidrs(block, where), written)
     pods = parse(entry["podSelector"], f"{where}.podSelector") if "podSelector" in entry \
         else None
     namespaces = (parse(entry["namespaceSelector"], f"{where}.namespaceSelector")
@@ -140,6 +144,8 @@ def _port(entry: dict, where: str) -> PortSpec:
     if protocol not in PROTOCOLS:
         raise BadInput(f"{where}: protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     port, end = entry.get("port"), entry.get("endPort")
+    if port is None and end is not None:  # the API server refuses it too
+        raise BadInput(f"{where}: endPort needs a port")
     if isinstance(port, str) and not port.isdigit():
         if not IANA_NAME.match(port) or "--" in port:
             raise BadInput(f"{where}: port name {port!r} is not a valid IANA service name")
@@ -206,15 +212,15 @@ def egress_named(policy: Policy) -> list[tuple[Peer, PortSpec]]:
 
 
 # --- Contrail objects -------------------------------------------------------------------------
-def _group(settings: Settings, policy: Policy, suffix: str, rules: list[dict]) -> Obj:
+def _group(settings: Settings, policy: Policy, suffix: str,
+           explained: list[tuple[dict, str]]) -> Obj:
     proj = project(settings, policy.namespace)
     name = f"{settings.cluster_name}-np-{policy.name}{suffix}"
-    return Obj("security-group",
-               naming.object_uuid(settings.cluster_name, KIND, policy.uid, f"group{suffix}"),
-               (*proj.fq_name, name), "project",
-               props={"security_group_entries": {"policy_rule": rules}},
-               annotations=naming.owner(settings.cluster_name, KIND, policy.namespace,
-                                        policy.name, policy.uid))
+    group_uuid = naming.object_uuid(settings.cluster_name, KIND, policy.uid, f"group{suffix}")
+    props, why = entries(group_uuid, explained)
+    return Obj("security-group", group_uuid, (*proj.fq_name, name), "project", props=props,
+               annotations={**naming.owner(settings.cluster_name, KIND, policy.namespace,
+                                           policy.name, policy.uid), **why})
 
 
 def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str) -> Obj:
@@ -264,64 +270,114 @@ def _fq(obj: Obj) -> str:
     return ":".join(obj.fq_name)
 
 
-def _addresses(settings: Settings, policy: Policy, r: Rule) -> list:
+def describe_peer(policy_namespace: str, peer: Peer) -> str:
+    if not peer.is_pods:
+        return f"ipBlock {peer.block or ', '.join(peer.cidrs)}"
+    pods = f"pods [{peer.pods.key()}]" if peer.pods and not peer.pods.everything \
+        else "all pods"
+    if peer.namespaces is None:
+        return f"{pods} of namespace {policy_namespace}"
+    if peer.namespaces.everything:
+        return f"{pods} of every namespace"
+    return f"{pods} of namespaces [{peer.namespaces.key()}]"
+
+
+def _addresses(settings: Settings, policy: Policy, r: Rule) -> list[tuple[dict, str]]:
+    """(rule peer, its description) of one rule's peers."""
     if r.peers is None:
-        return [ANYWHERE]
+        return [(ANYWHERE, "everyone")]
     out = []
     for peer in r.peers:
+        text = describe_peer(policy.namespace, peer)
         if peer.is_pods:
-            out.append({"security_group": _fq(
-                shared_peer_group(settings, policy.namespace, peer))})
+            out.append(({"security_group": _fq(
+                shared_peer_group(settings, policy.namespace, peer))}, text))
         else:
             for cidr in peer.cidrs:
                 net = ipaddress.IPv4Network(cidr)
-                out.append({"subnet": {"ip_prefix": str(net.network_address),
-                                       "ip_prefix_len": net.prefixlen}})
+                out.append(({"subnet": {"ip_prefix": str(net.network_address),
+                                        "ip_prefix_len": net.prefixlen}}, text))
     return out
 
 
-def _port_rules(ingress: bool, peers: list, specs, resolve) -> list[dict]:
-    out = []
+def _span_text(spec: PortSpec, span: tuple[int, int]) -> str:
+    protocol = spec.protocol.lower()
+    if spec.port is None:
+        return f"every {protocol} port"
+    numbers = str(span[0]) if span[0] == span[1] else f"{span[0]}-{span[1]}"
+    return f"{protocol}/{numbers}"
+
+
+def _port_rules(ingress: bool, where: str, peers: list[tuple[dict, str]],
+                specs: list[tuple[int, PortSpec]], resolve) -> list[tuple[dict, str]]:
+    side = "from" if ingress else "to"
     if not specs:
-        return [rule(ingress=ingress, peer=p) for p in peers]
-    for spec in specs:
+        return [(rule(ingress=ingress, peer=p), f"{where} {side} {text}, every port")
+                for p, text in peers]
+    out = []
+    for j, spec in specs:
         span = resolve(spec)
         if span is None:
             continue
-        for peer in peers:
-            out.append(rule(ingress=ingress, peer=peer, protocol=spec.protocol.lower(),
-                            ports={"start_port": span[0], "end_port": span[1]}))
+        port = _span_text(spec, span)
+        if isinstance(spec.port, str):
+            port += f" (port name {spec.port!r} on this pod)"
+        for p, text in peers:
+            out.append((rule(ingress=ingress, peer=p, protocol=spec.protocol.lower(),
+                             ports={"start_port": span[0], "end_port": span[1]}),
+                        f"{where} {side} {text}, ports[{j}] {port}"))
     return out
 
 
-def policy_rules(settings: Settings, policy: Policy, resolution: tuple) -> list[dict]:
+def _where(policy: Policy, direction: str, i: int) -> str:
+    return f"NetworkPolicy {policy.namespace}/{policy.name} {direction}[{i}]"
+
+
+def policy_rules(settings: Settings, policy: Policy, resolution: tuple
+                 ) -> list[tuple[dict, str]]:
+    """(rule, why) pairs of the policy group for pods resolving its ingress names so."""
     named = {(n, p): num for n, p, num in resolution}
-    rules: list[dict] = []
-    for r in policy.ingress or ():
-        rules += _port_rules(True, _addresses(settings, policy, r), r.ports,
+    rules: list[tuple[dict, str]] = []
+    for i, r in enumerate(policy.ingress or ()):
+        rules += _port_rules(True, _where(policy, "ingress", i), _addresses(settings, policy, r),
+                             list(enumerate(r.ports)),
                              lambda s: s.resolve(named) if isinstance(s.port, str)
                              else s.resolve({}))
-    for r in policy.egress or ():
-        for spec in r.ports or (None,):
-            specs = () if spec is None else (spec,)
-            if spec is not None and isinstance(spec.port, str):
-                # one rule per number the peer pods resolve the name to (see peer variants)
-                continue
-            rules += _port_rules(False, _addresses(settings, policy, r), specs,
-                                 lambda s: s.resolve({}))
+    for i, r in enumerate(policy.egress or ()):
+        if r.ports and all(isinstance(spec.port, str) for spec in r.ports):
+            continue  # only named ports: they resolve per destination (see peer variants)
+        numeric = [(j, spec) for j, spec in enumerate(r.ports)
+                   if not isinstance(spec.port, str)]
+        rules += _port_rules(False, _where(policy, "egress", i),
+                             _addresses(settings, policy, r), numeric, lambda s: s.resolve({}))
     return rules
 
 
-def egress_named_rules(settings: Settings, policy: Policy, numbers: dict) -> list[dict]:
+def _egress_named_where(policy: Policy):
+    """(where, port index, peer, spec) of each named egress port and each pod peer it
+    applies to."""
+    for i, r in enumerate(policy.egress or ()):
+        for j, spec in enumerate(r.ports):
+            if isinstance(spec.port, str):
+                for peer in (r.peers if r.peers is not None else (ALL_PODS,)):
+                    if peer.is_pods:
+                        yield _where(policy, "egress", i), j, peer, spec
+
+
+def egress_named_rules(settings: Settings, policy: Policy, numbers: dict
+                       ) -> list[tuple[dict, str]]:
     """Rules for egress to named ports: `numbers` maps (peer key, name, protocol) to the set of
     numbers the matching peer pods resolve it to."""
     rules = []
-    for peer, spec in egress_named(policy):
+    for where, j, peer, spec in _egress_named_where(policy):
         for number in sorted(numbers.get((peer.key(), spec.port, spec.protocol), ())):
             group = peer_group(settings, policy, peer, f":{spec.port}/{spec.protocol}={number}")
-            rules.append(rule(ingress=False, peer={"security_group": _fq(group)},
-                              protocol=spec.protocol.lower(),
-                              ports={"start_port": number, "end_port": number}))
+            rules.append((rule(ingress=False, peer={"security_group": _fq(group)},
+                               protocol=spec.protocol.lower(),
+                               ports={"start_port": number, "end_port": number}),
+                          f"{where} to {describe_peer(policy.namespace, peer)}, ports[{j}] "
+                          f"{spec.protocol.lower()}/{number} (port name {spec.port!r} on the "
+                          f"destination pods that declare it as {number})"))
     return rules
 
 

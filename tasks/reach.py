@@ -15,6 +15,7 @@ Pure: it reads a `Snapshot` of Contrail objects and never talks to anything.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 
 PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "sctp": "132", "icmp": "1"}
@@ -41,7 +42,9 @@ class Verdict:
     allowed: bool
     path: str = ""
     reasons: list[str] = field(default_factory=list)
-    rule: str = ""
+    rule: str = ""     # both below, in one line
+    egress: str = ""   # the source's rule that lets it out, and where ckm says it comes from
+    ingress: str = ""  # the target's rule that lets it in
 
 
 def _refs(obj: dict | None, field_name: str) -> list[str]:
@@ -152,23 +155,73 @@ def _peer_matches(peer: dict, addresses: list[str], groups: set[str], own_group:
     return False
 
 
-def _allows(snap: Snapshot, vmi: str, *, ingress: bool, peer_addresses: list[str],
-            peer_groups: set[str], port: int, protocol: str) -> str | None:
-    """The first rule (as text) of the port's groups that allows this flow, or None."""
+def _notes(obj: dict) -> dict[str, str]:
+    return {p["key"]: p["value"]
+            for p in (obj.get("annotations") or {}).get("key_value_pair") or []}
+
+
+def _why(group: dict, rule: dict) -> str:
+    """Where ckm says the rule comes from (its group's `rules` annotation), if it says."""
+    try:
+        whys = json.loads(_notes(group).get("rules") or "{}")
+    except ValueError:
+        return ""
+    return whys.get(rule.get("rule_uuid") or "", "") if isinstance(whys, dict) else ""
+
+
+def _text(group: dict, rule: dict, ingress: bool) -> str:
+    return (f"{group['fq_name'][-1]}: "
+            f"{_why(group, rule) or ('an ingress rule' if ingress else 'an egress rule')}")
+
+
+def _rules(snap: Snapshot, vmi: str, ingress: bool):
+    """(group, rule, remote peers) of the port's rules for one direction."""
     for group in _groups(snap, vmi):
         for rule in (group.get("security_group_entries") or {}).get("policy_rule") or []:
             local = rule.get("dst_addresses" if ingress else "src_addresses") or []
-            remote = rule.get("src_addresses" if ingress else "dst_addresses") or []
-            if not any(a.get("security_group") == "local" for a in local):
-                continue
-            if rule.get("protocol") not in ("any", protocol, PROTOCOL_NUMBERS.get(protocol)):
-                continue
-            if not any(p.get("start_port", 0) <= port <= p.get("end_port", 65535)
-                       for p in rule.get("dst_ports") or [{}]):
-                continue
-            if any(_peer_matches(p, peer_addresses, peer_groups, _fq(group)) for p in remote):
-                return f"{_fq(group)} ({'ingress' if ingress else 'egress'} rule)"
+            if any(a.get("security_group") == "local" for a in local):
+                yield group, rule, rule.get("src_addresses" if ingress else "dst_addresses") or []
+
+
+def _port_ok(rule: dict, port: int, protocol: str) -> bool:
+    return rule.get("protocol") in ("any", protocol, PROTOCOL_NUMBERS.get(protocol)) and any(
+        p.get("start_port", 0) <= port <= p.get("end_port", 65535)
+        for p in rule.get("dst_ports") or [{}])
+
+
+def _allows(snap: Snapshot, vmi: str, *, ingress: bool, peer_addresses: list[str],
+            peer_groups: set[str], port: int, protocol: str) -> str | None:
+    """The first rule (as text: its group and where it comes from) of the port's groups that
+    allows this flow, or None."""
+    for group, rule, remote in _rules(snap, vmi, ingress):
+        if _port_ok(rule, port, protocol) and any(
+                _peer_matches(p, peer_addresses, peer_groups, _fq(group)) for p in remote):
+            return _text(group, rule, ingress)
     return None
+
+
+def _why_not(snap: Snapshot, vmi: str, *, ingress: bool, peer_addresses: list[str],
+             peer_groups: set[str], port: int, protocol: str) -> list[str]:
+    """What isolates the port in this direction, and its rules that come closest."""
+    direction = "ingress" if ingress else "egress"
+    owners, near = [], []
+    for group, rule, remote in _rules(snap, vmi, ingress):
+        notes = _notes(group)
+        if notes.get("kind") == "NetworkPolicy":
+            owner = f"{notes.get('namespace')}/{notes.get('name')}"
+            if owner not in owners:
+                owners.append(owner)
+        peer = any(_peer_matches(p, peer_addresses, peer_groups, _fq(group)) for p in remote)
+        ports = _port_ok(rule, port, protocol)
+        if peer and not ports:
+            near.append(f"the peer matches, {protocol}/{port} does not: "
+                        f"{_text(group, rule, ingress)}")
+        elif ports and not peer:
+            near.append(f"{protocol}/{port} matches, the peer does not: "
+                        f"{_text(group, rule, ingress)}")
+    out = [f"isolated for {direction} by NetworkPolicy {', '.join(owners)}" if owners else
+           f"isolated for {direction}: no {direction} rule at all"]
+    return out + near[:4] + ([f"... {len(near) - 4} more rules"] if len(near) > 4 else [])
 
 
 def evaluate(snap: Snapshot, src_vmi: str, address: str, port: int, protocol: str = "tcp",
@@ -189,18 +242,22 @@ def evaluate(snap: Snapshot, src_vmi: str, address: str, port: int, protocol: st
                            "reachable only from itself)")
             continue
         target_addresses = [*_addresses_of_port(snap, target.vmi), address]
-        out = _allows(snap, src_vmi, ingress=False, peer_addresses=target_addresses,
-                      peer_groups={_fq(g) for g in _groups(snap, target.vmi)}, port=port,
-                      protocol=protocol)
+        egress = {"ingress": False, "peer_addresses": target_addresses, "peer_groups": {
+            _fq(g) for g in _groups(snap, target.vmi)}, "port": port, "protocol": protocol}
+        out = _allows(snap, src_vmi, **egress)
         if out is None:
             reasons.append(f"{target.via}: no egress rule of the source allows it")
+            reasons += [f"  {r}" for r in _why_not(snap, src_vmi, **egress)]
             continue
-        into = _allows(snap, target.vmi, ingress=True, peer_addresses=src_addresses,
-                       peer_groups=src_groups, port=target.port, protocol=protocol)
+        ingress = {"ingress": True, "peer_addresses": src_addresses, "peer_groups": src_groups,
+                   "port": target.port, "protocol": protocol}
+        into = _allows(snap, target.vmi, **ingress)
         if into is None:
             reasons.append(f"{target.via}: no ingress rule of the target allows it")
+            reasons += [f"  {r}" for r in _why_not(snap, target.vmi, **ingress)]
             continue
-        return Verdict(True, f"{target.via}; {path}", reasons, f"{out}; {into}")
+        return Verdict(True, f"{target.via}; {path}", reasons,
+                       f"egress: {out}; ingress: {into}", out, into)
     return Verdict(False, reasons=reasons)
 
 

@@ -6,6 +6,9 @@ not isolated (by NetworkPolicy) in a direction carries the allow-all group of th
 
 from __future__ import annotations
 
+import json
+import uuid
+
 from config.settings import Settings
 from tasks import naming
 from tasks.model import Obj, Ref
@@ -25,20 +28,47 @@ def rule(*, ingress: bool, peer: dict, protocol: str = "any",
             "src_ports": [ALL_PORTS], "dst_ports": [ports or ALL_PORTS]}
 
 
-def _group(settings: Settings, role: str, rules: list[dict]) -> Obj:
+WHY = "rules"  # group annotation: JSON of rule_uuid -> where the rule comes from
+
+
+def entries(group_uuid: str, explained: list[tuple[dict, str]]) -> tuple[dict, dict]:
+    """(props, annotations) of a group holding these (rule, why) pairs. Identical rules are
+    one rule (Contrail refuses twins with 409), explained by each of its sources; each gets a
+    rule_uuid derived from its content, so `ckm reach` can say where it comes from."""
+    merged: dict[str, tuple[dict, list[str]]] = {}
+    for entry, why in explained:
+        text = json.dumps(entry, sort_keys=True)
+        reasons = merged.setdefault(text, (entry, []))[1]
+        if why not in reasons:
+            reasons.append(why)
+    rules, whys = [], {}
+    for text, (entry, reasons) in merged.items():
+        rule_uuid = str(uuid.uuid5(uuid.UUID(group_uuid), text))
+        rules.append({**entry, "rule_uuid": rule_uuid})
+        whys[rule_uuid] = " | ".join(reasons)
+    props = {"security_group_entries": {"policy_rule": rules}}
+    return props, ({WHY: json.dumps(whys, sort_keys=True)} if whys else {})
+
+
+def _group(settings: Settings, role: str, explained: list[tuple[dict, str]]) -> Obj:
     parent = project(settings, "default")
-    return Obj("security-group", naming.cluster_uuid(settings.cluster_name, role),
-               (*parent.fq_name, f"{settings.cluster_name}-{role}"), "project",
-               props={"security_group_entries": {"policy_rule": rules}},
-               annotations=naming.owner(settings.cluster_name, "Cluster", "", role))
+    group_uuid = naming.cluster_uuid(settings.cluster_name, role)
+    props, why = entries(group_uuid, explained)
+    return Obj("security-group", group_uuid,
+               (*parent.fq_name, f"{settings.cluster_name}-{role}"), "project", props=props,
+               annotations={**naming.owner(settings.cluster_name, "Cluster", "", role), **why})
 
 
 def allow_all_ingress(settings: Settings) -> Obj:
-    return _group(settings, "allow-all-ingress", [rule(ingress=True, peer=ANYWHERE)])
+    return _group(settings, "allow-all-ingress", [(
+        rule(ingress=True, peer=ANYWHERE),
+        "not isolated for ingress: no NetworkPolicy of type Ingress selects this pod")])
 
 
 def allow_all_egress(settings: Settings) -> Obj:
-    return _group(settings, "allow-all-egress", [rule(ingress=False, peer=ANYWHERE)])
+    return _group(settings, "allow-all-egress", [(
+        rule(ingress=False, peer=ANYWHERE),
+        "not isolated for egress: no NetworkPolicy of type Egress selects this pod")])
 
 
 def refs(*groups: Obj) -> tuple[Ref, ...]:

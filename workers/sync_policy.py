@@ -123,7 +123,11 @@ def pod_group_state(ctx: Context, namespace: str, projection: dict, *, only_exis
                 continue
             if waiter:
                 ctx.redis.sadd(f"ckm:waiting:{owner}", waiter)
-            raise NotReady(f"security group {group.fq_name[-1]} does not exist yet")
+                # its owner may have no reason of its own to run (a fan-out that missed a
+                # change): the group it lacks is one
+                ctx.enqueue([owner])
+            raise NotReady(f"security group {group.fq_name[-1]} does not exist yet "
+                           f"(waiting for {owner})")
         ready.append((group, owner))
     return policy.refs_of(ready), complete
 

@@ -9,12 +9,14 @@ independent, plain reading of the NetworkPolicy spec written here.
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from config.settings import Settings
+from contrail.ensure import as_annotations
 from tasks.outcomes import BadInput
 from tasks.policy import (
     groups,
@@ -117,14 +119,20 @@ PEER = st.one_of(
     st.builds(lambda b: {"ipBlock": b}, IP_BLOCK))
 PORT = st.one_of(
     st.builds(lambda n: {"port": n}, st.sampled_from([80, 8080])),
-    st.just({"port": "http"}),
+    st.just({"port": "http"}),                      # 80 on some pods, 8080 on others
+    st.just({"port": "dns", "protocol": "UDP"}),
+    st.just({"port": "dns"}),                       # TCP: no pod declares dns/TCP
+    st.just({"port": "http", "protocol": "UDP"}),   # no pod declares http/UDP
+    st.just({"port": "nowhere"}),                   # a name no pod declares
     st.just({"port": 80, "endPort": 8080}),
     st.just({"protocol": "UDP", "port": 80}),
     st.just({"protocol": "UDP"}))
+# peers: absent (`None`), empty (`[]`, also everyone) or one or two; ports: absent or empty
+# (every port) or one or two
 RULE = st.builds(lambda peers, ports: {**({"peers": peers} if peers is not None else {}),
-                                       **({"ports": ports} if ports else {})},
-                 st.one_of(st.none(), st.lists(PEER, min_size=1, max_size=2)),
-                 st.lists(PORT, max_size=2))
+                                       **({"ports": ports} if ports is not None else {})},
+                 st.one_of(st.none(), st.just([]), st.lists(PEER, min_size=1, max_size=2)),
+                 st.one_of(st.none(), st.lists(PORT, max_size=2)))
 
 
 def _policy_spec(selector, types, ingress, egress):
@@ -144,8 +152,10 @@ POLICY = st.builds(_policy_spec, SELECTOR,
                    st.one_of(st.none(), st.lists(RULE, max_size=2)))
 CLUSTER = st.fixed_dictionaries({
     "namespaces": st.fixed_dictionaries({"n1": LABELS, "n2": LABELS}),
+    # (namespace, labels, number of the port named http/TCP or None, declares dns/UDP 53)
     "pods": st.lists(st.tuples(st.sampled_from(["n1", "n2"]), LABELS,
-                               st.sampled_from([None, 80, 8080])), min_size=2, max_size=4),
+                               st.sampled_from([None, 80, 8080]), st.booleans()),
+                     min_size=2, max_size=4),
     "policies": st.lists(st.tuples(st.sampled_from(["n1", "n2"]), POLICY), max_size=3),
 })
 
@@ -190,7 +200,8 @@ def port_ok(ports, port, protocol, dest, name_unresolvable):
         if isinstance(p["port"], str):
             # a named port resolves against the destination pod: the selected pod for
             # ingress (whatever the peer); for egress to an ipBlock there is no pod to ask
-            if not name_unresolvable and dest["named"] == port:
+            declared = {(c["name"], c["protocol"]): c["port"] for c in dest["containers"]}
+            if not name_unresolvable and declared.get((p["port"], protocol)) == port:
                 return True
         elif p["port"] <= port <= p.get("endPort", p["port"]):
             return True
@@ -226,11 +237,11 @@ def expected(src, dst, port, protocol, cluster):
 # From the compiler's objects to a Contrail snapshot ------------------------------------------
 def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
     pods, vn = [], "vn-cluster"
-    for i, (ns, labels, named) in enumerate(cluster["pods"]):
-        pods.append({"ns": ns, "name": f"p{i}", "labels": labels, "named": named,
-                     "ip": f"10.0.0.{i + 2}", "uid": f"uid-{i}",
-                     "ports": [{"name": "http", "port": named, "protocol": "TCP"}]
-                     if named else []})
+    for i, (ns, labels, http, dns) in enumerate(cluster["pods"]):
+        containers = ([{"name": "http", "port": http, "protocol": "TCP"}] if http else []) + (
+            [{"name": "dns", "port": 53, "protocol": "UDP"}] if dns else [])
+        pods.append({"ns": ns, "name": f"p{i}", "labels": labels, "containers": containers,
+                     "ip": f"10.0.0.{i + 2}", "uid": f"uid-{i}", "ports": containers})
     policies = [parse_policy(ns, f"np{i}", {"uid": f"np-{i}", "spec": spec})
                 for i, (ns, spec) in enumerate(cluster["policies"])]
     candidates = [(p["ns"], p, cluster["namespaces"][p["ns"]]) for p in pods]
@@ -242,6 +253,7 @@ def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
         sgs += [group for _, group in shared_peers(SETTINGS, policy)]
     for group in sgs:
         objects["security-group"].append({"uuid": group.uuid, "fq_name": list(group.fq_name),
+                                          "annotations": as_annotations(group.annotations),
                                           **group.props})
     for p in pods:
         refs = refs_of(pod_groups(SETTINGS, p["ns"], p, cluster["namespaces"][p["ns"]],
@@ -259,17 +271,82 @@ def snapshot_of(cluster) -> tuple[Snapshot, list[dict]]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CLUSTER)
 # ingress from an ipBlock on a named port: the name resolves on the selected pod (allowed)
-@example({"namespaces": {"n1": {}, "n2": {}}, "pods": [("n1", {}, None), ("n1", {}, 80)],
+@example({"namespaces": {"n1": {}, "n2": {}},
+          "pods": [("n1", {}, None, False), ("n1", {}, 80, False)],
           "policies": [("n1", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
               {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"port": "http"}]}]})]})
+# issue 12: egress to a named port with no `to` reaches the pods declaring it everywhere
+@example({"namespaces": {"n1": {}, "n2": {}},
+          "pods": [("n1", {}, None, False), ("n2", {}, 80, False), ("n1", {}, 8080, True)],
+          "policies": [("n1", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+              {"ports": [{"port": "http"}]}]})]})
 def test_contrail_verdicts_equal_the_networkpolicy_spec(cluster):
     snap, pods = snapshot_of(cluster)
     for src in pods:
         for dst in pods:
             if src is dst:
                 continue
-            for port, protocol in ((80, "TCP"), (8080, "TCP"), (443, "TCP"), (80, "UDP")):
+            for port, protocol in ((80, "TCP"), (8080, "TCP"), (443, "TCP"), (80, "UDP"),
+                                   (53, "UDP"), (53, "TCP")):
                 verdict = evaluate(snap, f"vmi-{src['name']}", dst["ip"], port,
                                    protocol.lower(), cluster_network="vn-cluster")
                 assert verdict.allowed == expected(src, dst, port, protocol, cluster), (
                     src["name"], dst["name"], port, protocol, verdict)
+
+
+# --- explanations and rule identity -----------------------------------------------------------
+ISSUE_12 = {"namespaces": {"n1": {}, "n2": {"team": "a"}},
+            "pods": [("n1", {"app": "a"}, None, False), ("n2", {}, 80, False),
+                     ("n1", {}, 8080, True)],
+            "policies": [("n1", {"podSelector": {"matchLabels": {"app": "a"}},
+                                 "policyTypes": ["Egress"],
+                                 "egress": [{"ports": [{"port": "http"}]}]})]}
+
+
+def test_reach_says_which_policy_rule_and_port_resolution_allowed_it():
+    snap, pods = snapshot_of(ISSUE_12)
+    verdict = evaluate(snap, "vmi-p0", pods[1]["ip"], 80, "tcp", cluster_network="vn-cluster")
+    assert verdict.allowed
+    assert ("NetworkPolicy n1/np0 egress[0] to all pods of every namespace, ports[0] tcp/80 "
+            "(port name 'http' on the destination pods that declare it as 80)") in verdict.egress
+    assert "not isolated for ingress" in verdict.ingress
+    # same name, another number on another pod: its own rule
+    other = evaluate(snap, "vmi-p0", pods[2]["ip"], 8080, "tcp", cluster_network="vn-cluster")
+    assert other.allowed and "as 8080" in other.egress
+
+
+def test_reach_says_what_isolates_and_which_rules_came_close():
+    snap, pods = snapshot_of(ISSUE_12)
+    verdict = evaluate(snap, "vmi-p0", pods[2]["ip"], 80, "tcp", cluster_network="vn-cluster")
+    assert not verdict.allowed
+    text = "\n".join(verdict.reasons)
+    assert "no egress rule of the source allows it" in text
+    assert "isolated for egress by NetworkPolicy n1/np0" in text
+    assert "the peer matches, tcp/80 does not" in text and "as 8080" in text
+    udp = evaluate(snap, "vmi-p0", pods[2]["ip"], 53, "udp", cluster_network="vn-cluster")
+    assert not udp.allowed  # dns is declared, but the rule names http
+
+
+def test_identical_rules_are_one_rule_explained_by_each_source():
+    """Contrail refuses twin rules (409): a numeric port and a name resolving to it, or two
+    rules naming the same peer, make one rule."""
+    policy = parse_policy("n1", "np", {"uid": "u", "spec": {"podSelector": {}, "ingress": [
+        {"from": [{"podSelector": {}}], "ports": [{"port": 80}, {"port": "http"}]},
+        {"from": [{"podSelector": {}}], "ports": [{"port": 80}]}]}})
+    pod = {"labels": {}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+    (group,) = groups(SETTINGS, policy, [pod], {})
+    rules = group.props["security_group_entries"]["policy_rule"]
+    assert len(rules) == 1 and rules[0]["rule_uuid"]
+    why = json.loads(group.annotations["rules"])[rules[0]["rule_uuid"]]
+    assert "ingress[0]" in why and "ingress[1]" in why and "port name 'http'" in why
+    again = groups(SETTINGS, policy, [pod], {})[0]
+    assert again.props == group.props  # the same uuids each time: no rewrite
+
+
+@pytest.mark.parametrize(("port", "message"), [
+    ({"port": "http", "endPort": 90}, "endPort needs a numeric port"),
+    ({"endPort": 90}, "endPort needs a port"),
+])
+def test_end_port_needs_a_numeric_port_like_the_api_server_says(port, message):
+    with pytest.raises(BadInput, match=message):
+        parse_policy("ns", "p", {"spec": {"podSelector": {}, "egress": [{"ports": [port]}]}})

@@ -10,6 +10,7 @@ from collections import defaultdict
 import httpx
 import pytest
 
+from contrail.errors import NotFound
 from tasks import naming
 from workers.engine import RUNS
 from workers.limits import PEAK
@@ -27,7 +28,7 @@ def project_exists(stack, name) -> bool:
     uuid = naming.object_uuid("k8s", "Namespace", name, "project")
     try:
         stack.context.contrail.read("project", uuid)
-    except Exception:
+    except NotFound:
         return False
     return True
 
@@ -102,9 +103,11 @@ def test_a_worker_killed_mid_task_loses_nothing(celery_stack):
     celery_stack.wait_running()
     celery_stack.kill(first)
     httpx.put(f"{celery_stack.contrail_url}/_emulator/faults", json={"latency_ms": 0})
-    celery_stack.start_worker()
+    celery_stack.start_worker(CKM_LOG_LEVEL="INFO")
     celery_stack.wait_idle(timeout=60)
-    assert project_exists(celery_stack, "survivor")
+    assert project_exists(celery_stack, "survivor"), (
+        [r for r in runs(celery_stack) if r["key"] == "namespace/survivor"],
+        celery_stack.context.failures.all(), celery_stack.context.queue.delayed())
     same_name = celery_stack.context.contrail.list(
         "project", filters={"display_name": "k8s-survivor"})
     assert len(same_name) == 1
