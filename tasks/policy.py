@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -213,14 +214,45 @@ def egress_named(policy: Policy) -> list[tuple[Peer, PortSpec]]:
 
 # --- Contrail objects -------------------------------------------------------------------------
 def _group(settings: Settings, policy: Policy, suffix: str,
-           explained: list[tuple[dict, str]]) -> Obj:
+           explained: list[tuple[dict, str]], notes: dict[str, str] | None = None) -> Obj:
     proj = project(settings, policy.namespace)
     name = f"{settings.cluster_name}-np-{policy.name}{suffix}"
     group_uuid = naming.object_uuid(settings.cluster_name, KIND, policy.uid, f"group{suffix}")
     props, why = entries(group_uuid, explained)
     return Obj("security-group", group_uuid, (*proj.fq_name, name), "project", props=props,
                annotations={**naming.owner(settings.cluster_name, KIND, policy.namespace,
-                                           policy.name, policy.uid), **why})
+                                           policy.name, policy.uid), **why, **(notes or {})})
+
+
+def _notes(policy: Policy, resolution: tuple, numbers: dict) -> dict[str, str]:
+    """What `ckm reach` needs to explain a denial by a policy group: the directions it
+    isolates, and the named ports of its rules that resolve nowhere (so make no rule)."""
+    named = {(n, p): num for n, p, num in resolution}
+    unresolved: dict[str, list[str]] = {"ingress": [], "egress": []}
+    for i, r in enumerate(policy.ingress or ()):
+        for j, spec in enumerate(r.ports):
+            if isinstance(spec.port, str) and not named.get((spec.port, spec.protocol)):
+                unresolved["ingress"].append(
+                    f"{_where(policy, 'ingress', i)} ports[{j}] {spec.port!r}/{spec.protocol}: "
+                    "this pod declares no such port, so no rule")
+    for i, r in enumerate(policy.egress or ()):
+        for j, spec in enumerate(r.ports):
+            if not isinstance(spec.port, str):
+                continue
+            for peer in (r.peers if r.peers is not None else (ALL_PODS,)):
+                text = (f"{_where(policy, 'egress', i)} to {describe_peer(policy.namespace, peer)}"
+                        f", ports[{j}] {spec.port!r}/{spec.protocol}")
+                if not peer.is_pods:
+                    unresolved["egress"].append(
+                        f"{text}: a port name resolves on pods, not on addresses, so no rule")
+                elif not numbers.get((peer.key(), spec.port, spec.protocol)):
+                    unresolved["egress"].append(
+                        f"{text}: no pod it names declares that port, so no rule")
+    isolates = [d for d, rules in (("ingress", policy.ingress), ("egress", policy.egress))
+                if rules is not None]
+    return {"isolates": ",".join(isolates),
+            "unresolved": json.dumps({d: t for d, t in unresolved.items() if t},
+                                     sort_keys=True)}
 
 
 def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str) -> Obj:
@@ -400,7 +432,8 @@ def groups(settings: Settings, policy: Policy, selected: list[dict],
     extra = egress_named_rules(settings, policy, peer_numbers)
     for resolution in sorted(resolutions, key=repr):
         objs.append(_group(settings, policy, _resolution_suffix(resolution),
-                           policy_rules(settings, policy, resolution) + extra))
+                           policy_rules(settings, policy, resolution) + extra,
+                           _notes(policy, resolution, peer_numbers)))
     return list({o.uuid: o for o in objs}.values())
 
 

@@ -14,6 +14,7 @@ Pure: it reads a `Snapshot` of Contrail objects and never talks to anything.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from dataclasses import dataclass, field
@@ -204,13 +205,17 @@ def _why_not(snap: Snapshot, vmi: str, *, ingress: bool, peer_addresses: list[st
              peer_groups: set[str], port: int, protocol: str) -> list[str]:
     """What isolates the port in this direction, and its rules that come closest."""
     direction = "ingress" if ingress else "egress"
-    owners, near = [], []
-    for group, rule, remote in _rules(snap, vmi, ingress):
+    owners, unresolved, near = [], [], []
+    for group in _groups(snap, vmi):
         notes = _notes(group)
-        if notes.get("kind") == "NetworkPolicy":
+        if notes.get("kind") == "NetworkPolicy" and direction in notes.get(
+                "isolates", "ingress,egress").split(","):
             owner = f"{notes.get('namespace')}/{notes.get('name')}"
             if owner not in owners:
                 owners.append(owner)
+            with contextlib.suppress(ValueError, AttributeError):  # not ckm's: no notes
+                unresolved += json.loads(notes.get("unresolved") or "{}").get(direction, [])
+    for group, rule, remote in _rules(snap, vmi, ingress):
         peer = any(_peer_matches(p, peer_addresses, peer_groups, _fq(group)) for p in remote)
         ports = _port_ok(rule, port, protocol)
         if peer and not ports:
@@ -221,7 +226,8 @@ def _why_not(snap: Snapshot, vmi: str, *, ingress: bool, peer_addresses: list[st
                         f"{_text(group, rule, ingress)}")
     out = [f"isolated for {direction} by NetworkPolicy {', '.join(owners)}" if owners else
            f"isolated for {direction}: no {direction} rule at all"]
-    return out + near[:4] + ([f"... {len(near) - 4} more rules"] if len(near) > 4 else [])
+    return (out + list(dict.fromkeys(unresolved)) + near[:4]
+            + ([f"... {len(near) - 4} more rules"] if len(near) > 4 else []))
 
 
 def evaluate(snap: Snapshot, src_vmi: str, address: str, port: int, protocol: str = "tcp",

@@ -47,7 +47,7 @@ def entries(group_uuid: str, explained: list[tuple[dict, str]]) -> tuple[dict, d
         rules.append({**entry, "rule_uuid": rule_uuid})
         whys[rule_uuid] = " | ".join(reasons)
     props = {"security_group_entries": {"policy_rule": rules}}
-    return props, ({WHY: json.dumps(whys, sort_keys=True)} if whys else {})
+    return props, {WHY: json.dumps(whys, sort_keys=True)}  # always: ensure never drops a key
 
 
 def _group(settings: Settings, role: str, explained: list[tuple[dict, str]]) -> Obj:
