@@ -72,6 +72,7 @@ def bench_engine(
         broker = procs.redis()
         contrail = procs.contrail(0, "--latency-ms", str(latency_ms))
         context = contexts.Context(Settings(broker_url=broker, contrail_urls=[contrail]))
+        context.store.mark_complete()  # no watcher: the bench writes the whole store itself
         contexts.install(context)
         celery_app = configure(context.settings)
         env = {"CKM_BROKER_URL": broker, "CKM_CONTRAIL_URLS": contrail,
@@ -237,6 +238,8 @@ def bench_policy(
     from workers.reconcilers import CLUSTER_KEY
 
     def run_all(context, keys):
+        context.queue.enqueue(keys)  # a key runs only while it is queued
+
         def one(key):
             outcome = run_key(context, key, lambda _: None)
             if outcome != "done":
@@ -249,6 +252,7 @@ def bench_policy(
         broker, contrail = procs.redis(), procs.contrail()
         context = Context(Settings(broker_url=broker, contrail_urls=[contrail]))
         store = context.store
+        store.mark_complete()  # no watcher: the bench writes the whole store itself
         run_all(context, [CLUSTER_KEY])
         for n in range(10):
             context.contrail.create("virtual-router", {
@@ -315,4 +319,10 @@ def bench_policy(
         report["label_change_fanout_ms"] = round(fanout_seconds * 1000, 1)
         report["label_change_seconds"] = round(time.perf_counter() - started, 3)
         report["label_change_calls"] = _counts(contrail)["by_operation"]
+        # one pod added on a node (the fan-out re-resolves the policies' named ports)
+        added = {**old, "uid": "00000000-0000-4000-8000-999999999999"}
+        started = time.perf_counter()
+        keys = affected_keys("Pod", ns, "added", None, added, store)
+        report["pod_added_fanout_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        report["pod_added_keys"] = len(keys)
     typer.echo(json.dumps(report, indent=2))

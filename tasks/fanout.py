@@ -20,6 +20,8 @@ reaches the group it left and the one it joined:
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -34,6 +36,8 @@ APP_LABEL = "opencontrail.org/name"
 
 class Lookup(Protocol):
     """Read access to the desired-state store (see watcher.store.DesiredStore)."""
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None: ...
 
     def in_namespace(self, kind: str, namespace: str) -> list[tuple[str, dict]]: ...
 
@@ -154,8 +158,7 @@ def _named_port_policies(namespace: str, old: dict | None, new: dict | None,
     pods = [p for p in (old, new) if _counts(p)]
     if not pods:
         return []
-    ns_labels = next((p.get("labels") or {} for _, n, p in lookup.items("Namespace")
-                      if n == namespace), {})
+    ns_labels = (lookup.get("Namespace", "", namespace) or {}).get("labels") or {}
     keys = []
     for ns, name, parsed in _named_port_parsed(lookup):
         ingress_named = any(isinstance(spec.port, str) for r in parsed.ingress or ()
@@ -187,8 +190,18 @@ def _named_port_parsed(lookup: Lookup):
     """(namespace, name, parsed) of the stored policies with named ports that compile."""
     for ns, name, projection in lookup.items("NetworkPolicy"):
         if _named_ports(projection):
-            with contextlib.suppress(BadInput):
-                yield ns, name, parse_policy(ns, name, projection)
+            parsed = _parsed(ns, name, json.dumps(projection, sort_keys=True))
+            if parsed is not None:
+                yield ns, name, parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(namespace: str, name: str, text: str):
+    """Parsed once per version: every pod event of the watcher asks again."""
+    try:
+        return parse_policy(namespace, name, json.loads(text))
+    except BadInput:
+        return None
 
 
 def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,

@@ -53,11 +53,18 @@ class _LeaseRenewer(threading.Thread):
                 try:
                     if self.context.queue.renew(run.key, run.token):
                         run.renewed_at = sent
-                    else:
+                    elif self._active(run):  # not a run that has just finished
                         run.lost = True
                         log.warning("key %s: its lease was taken over", run.key)
                 except Exception as exc:  # keep renewing the others; retry next round
                     log.warning("could not renew the lease of %s: %s", run.key, exc)
+
+
+    def _active(self, run: fencing.Run) -> bool:
+        # a run leaves `active` before it releases its key, so one still here that could not
+        # renew has lost the key to someone else
+        with self.lock:
+            return self.active.get(run.key) is run
 
 
 _renewers: dict[int, _LeaseRenewer] = {}

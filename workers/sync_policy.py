@@ -58,7 +58,10 @@ def sync_policy(ctx: Context, key: Key) -> None:
                 if pod.managed(ctx.settings, ns, p) and parsed.selects(ns, p.get("labels") or {})]
     numbers = (policy.peer_numbers(parsed, _candidates(ctx)) if policy.egress_named(parsed)
                else {})
-    apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
+    try:
+        apply(ctx.contrail, policy.groups(ctx.settings, parsed, selected, numbers), applied)
+    except RefsExist as exc:  # a variant no pod resolves any more, still on a port going away
+        raise NotReady(f"a group still carried by ports: {exc}") from exc
     previous = in_force.remember_good(ctx, ns, name, projection)
     if previous is not None and previous != projection:
         _recompute(ctx, ns, name, previous, projection)

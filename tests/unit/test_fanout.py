@@ -92,6 +92,9 @@ class Store:
         for (ns, name), projection in sorted(self.objects.get(kind, {}).items()):
             yield ns, name, projection
 
+    def get(self, kind, namespace, name):
+        return self.objects.get(kind, {}).get((namespace, name))
+
     def in_namespace(self, kind, namespace):
         return [(name, p) for (ns, name), p in sorted(self.objects.get(kind, {}).items())
                 if ns == namespace]
