@@ -91,14 +91,15 @@ def affected_keys(kind: str, namespace: str, name: str, old: dict | None, new: d
 
 def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> list[str]:
     keys: list[str] = []
+    # annotations and labels can change together (and both do on create and delete)
     if kind == "Namespace" and (old or {}).get("annotations") != (new or {}).get("annotations"):
         for pod, projection in lookup.in_namespace("Pod", name):
             keys += _pod_keys(name, pod, projection, app_label)
         keys += [f"ingress/{name}/{i}" for i, _ in lookup.in_namespace("Ingress", name)]
-    elif kind == "Namespace" and (old or {}).get("labels") != (new or {}).get("labels"):
+    if kind == "Namespace" and (old or {}).get("labels") != (new or {}).get("labels"):
         keys += [f"sgs/{name}/{pod}" for pod, _ in lookup.in_namespace("Pod", name)]
         keys += _named_port_namespace(name, old, new, lookup)
-    elif kind == "NetworkPolicy":
+    if kind == "NetworkPolicy":
         keys += policy_pods(namespace, name, old, new, lookup)
     elif kind == "Pod" and _policy_view(old) != _policy_view(new):
         keys += _named_port_policies(namespace, old, new, lookup)

@@ -128,8 +128,11 @@ def _cidrs(block: dict, where: str) -> tuple[str, ...]:
 def _peer(entry: dict, where: str) -> Peer:
     if entry.get("ipBlock") is not None:
         block = entry["ipBlock"]
+        cuts = [str(c) for c in block.get("except") or []]
+        # short: each CIDR the except leaves is a rule, explained with this text
         written = str(block.get("cidr", "")) + (
-            f" except {', '.join(map(str, block['except']))}" if block.get("except") else "")
+            f" except {', '.join(cuts[:3])}" + (f" and {len(cuts) - 3} more" if len(cuts) > 3
+                                                 else "") if cuts else "")
         return Peer(None, None, _cidrs(block, where), written)
     pods = parse(entry["podSelector"], f"{where}.podSelector") if "podSelector" in entry \
         else None
@@ -258,7 +261,7 @@ def _notes(policy: Policy, resolution: tuple, numbers: dict) -> dict[str, str]:
 def peer_group(settings: Settings, policy: Policy, peer: Peer, variant: str) -> Obj:
     """A named-port variant of a peer group (owned by the policy)."""
     suffix = f"-peer-{naming.short_hash(peer.key() + variant)}"
-    return _group(settings, policy, suffix, [])
+    return _group(settings, policy, suffix, [], {"isolates": ""})  # membership, not isolation
 
 
 def _peer_scope(policy_namespace: str, peer: Peer) -> str:

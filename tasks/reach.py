@@ -162,12 +162,15 @@ def _notes(obj: dict) -> dict[str, str]:
 
 
 def _why(group: dict, rule: dict) -> str:
-    """Where ckm says the rule comes from (its group's `rules` annotation), if it says."""
+    """Where ckm says the rule comes from (its group's `rules` annotation: explanation ->
+    rule uuids), if it says."""
     try:
         whys = json.loads(_notes(group).get("rules") or "{}")
     except ValueError:
         return ""
-    return whys.get(rule.get("rule_uuid") or "", "") if isinstance(whys, dict) else ""
+    wanted = rule.get("rule_uuid")
+    return next((text for text, uuids in whys.items() if wanted in uuids), "") if (
+        wanted and isinstance(whys, dict)) else ""
 
 
 def _text(group: dict, rule: dict, ingress: bool) -> str:

@@ -28,7 +28,7 @@ def rule(*, ingress: bool, peer: dict, protocol: str = "any",
             "src_ports": [ALL_PORTS], "dst_ports": [ports or ALL_PORTS]}
 
 
-WHY = "rules"  # group annotation: JSON of rule_uuid -> where the rule comes from
+WHY = "rules"  # group annotation: JSON of where rules come from -> their rule_uuids
 
 
 def entries(group_uuid: str, explained: list[tuple[dict, str]]) -> tuple[dict, dict]:
@@ -45,7 +45,8 @@ def entries(group_uuid: str, explained: list[tuple[dict, str]]) -> tuple[dict, d
     for text, (entry, reasons) in merged.items():
         rule_uuid = str(uuid.uuid5(uuid.UUID(group_uuid), text))
         rules.append({**entry, "rule_uuid": rule_uuid})
-        whys[rule_uuid] = " | ".join(reasons)
+        # by explanation: an ipBlock's except makes many rules with one source
+        whys.setdefault(" | ".join(reasons), []).append(rule_uuid)
     props = {"security_group_entries": {"policy_rule": rules}}
     return props, {WHY: json.dumps(whys, sort_keys=True)}  # always: ensure never drops a key
 

@@ -246,6 +246,10 @@ def test_r3b_redis_loses_everything_under_a_converged_stack(make_stack, clean_ru
         # and GC deletes nothing over the half-empty store; that pause is part of the fault
         wait_for(lambda: _answers(stack.context.store.complete), 20, "the store rebuilt")
         report(f"FAULT R3b store rebuilt {time.monotonic() - lost_at:.1f}s after the loss")
+        # then every key runs again (their memory went with the data): the recovery ends when
+        # that is done, before the next changes (members trail the slices until then)
+        wait_for(lambda: stack.pending() == 0, 60, "every key run again")
+        report(f"FAULT R3b caught up {time.monotonic() - lost_at:.1f}s after the loss")
     fault_end = time.monotonic()
     guard.release({f"{ns}/{name}" for ns, name in PHASE3_DELETE})
     work.phase3()

@@ -22,6 +22,7 @@ from tasks.outcomes import BadInput
 from tasks.policy import groups, parse_policy, peer_numbers, pod_groups
 
 SETTINGS = Settings()
+PLAIN = {"labels": {}, "annotations": {}}
 NAMESPACES = ("n1", "n2", "n3")
 LABELS = st.dictionaries(st.sampled_from(["app", "team"]), st.sampled_from(["a", "b"]),
                          max_size=2)
@@ -54,7 +55,8 @@ NAMED = st.lists(st.sampled_from([("http", "TCP", 80), ("http", "TCP", 8080),
 POD = st.fixed_dictionaries({"labels": LABELS, "node": st.sampled_from(["", "node-1"]),
                              "named": NAMED})
 STATE = st.fixed_dictionaries({
-    "namespaces": st.dictionaries(st.sampled_from(NAMESPACES), LABELS, min_size=1),
+    "namespaces": st.dictionaries(st.sampled_from(NAMESPACES), st.fixed_dictionaries(
+        {"labels": LABELS, "annotations": st.just({})}), min_size=1),
     "pods": st.dictionaries(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(
         ["p1", "p2", "p3"])), POD, max_size=5),
     "policies": st.dictionaries(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(
@@ -64,7 +66,9 @@ CHANGE = st.one_of(
     st.tuples(st.just("Pod"), st.sampled_from(NAMESPACES), st.sampled_from(["p1", "p2", "p4"]),
               st.one_of(st.none(), POD)),
     st.tuples(st.just("Namespace"), st.just(""), st.sampled_from(NAMESPACES),
-              st.one_of(st.none(), LABELS)),
+              st.one_of(st.none(), st.fixed_dictionaries(
+                  {"labels": LABELS, "annotations": st.sampled_from(
+                      [{}, {"opencontrail.org/isolation": "true"}])}))),
     st.tuples(st.just("NetworkPolicy"), st.sampled_from(NAMESPACES),
               st.sampled_from(["np1", "np3"]), st.one_of(st.none(), POLICY)))
 
@@ -81,8 +85,8 @@ class Store:
 
     def __init__(self, state):
         self.objects = {
-            "Namespace": {("", n): {"uid": n, "labels": labels, "annotations": {}}
-                          for n, labels in state["namespaces"].items()},
+            "Namespace": {("", n): {"uid": n, **namespace}
+                          for n, namespace in state["namespaces"].items()},
             "Pod": {(ns, name): pod_projection(name, pod)
                     for (ns, name), pod in state["pods"].items()},
             "NetworkPolicy": {(ns, name): {"uid": f"{ns}-{name}", "spec": spec}
@@ -140,25 +144,34 @@ def projection_of(store: Store, kind, ns, name):
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STATE, CHANGE)
 # issue 12: a named egress port with no `to`; a pod of another namespace declares it
-@example({"namespaces": {"n1": {}, "n2": {}}, "pods": {
+@example({"namespaces": {"n1": PLAIN, "n2": PLAIN}, "pods": {
     ("n2", "p1"): {"labels": {}, "node": "node-1", "named": [("http", "TCP", 80)]}},
     "policies": {}},
     ("NetworkPolicy", "n1", "np1", _spec({}, [], [{"ports": [{"port": "http"}]}])))
 # a pod created later declares the name: the policy needs a group variant for its number
-@example({"namespaces": {"n1": {}, "n2": {}}, "pods": {}, "policies": {
+@example({"namespaces": {"n1": PLAIN, "n2": PLAIN}, "pods": {}, "policies": {
     ("n1", "np1"): _spec({}, [], [{"ports": [{"port": "http"}]}])}},
     ("Pod", "n2", "p1", {"labels": {}, "node": "node-1", "named": [("http", "TCP", 8080)]}))
 # a namespace relabelled into a namespaceSelector peer of a named egress port
-@example({"namespaces": {"n1": {}, "n2": {}}, "pods": {
+@example({"namespaces": {"n1": PLAIN, "n2": PLAIN}, "pods": {
     ("n2", "p1"): {"labels": {}, "node": "node-1", "named": [("dns", "UDP", 53)]}},
     "policies": {("n1", "np1"): _spec({}, [], [{
         "peers": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}],
         "ports": [{"port": "dns", "protocol": "UDP"}]}])}},
-    ("Namespace", "", "n2", {"team": "a"}))
+    ("Namespace", "", "n2", {"labels": {"team": "a"}, "annotations": {}}))
+# ... and with an annotation changed at the same time (found by review)
+@example({"namespaces": {"n1": PLAIN, "n2": PLAIN}, "pods": {
+    ("n2", "p1"): {"labels": {}, "node": "node-1", "named": [("dns", "UDP", 53)]}},
+    "policies": {("n1", "np1"): _spec({}, [], [{
+        "peers": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}],
+        "ports": [{"port": "dns", "protocol": "UDP"}]}])}},
+    ("Namespace", "", "n2", {"labels": {"team": "a"},
+                             "annotations": {"opencontrail.org/isolation": "true"}}))
 def test_every_key_whose_groups_change_is_enqueued(state, change):
     kind, ns, name, _ = change
     if kind == "Pod" and ns not in state["namespaces"]:
-        state = {**state, "namespaces": {**state["namespaces"], ns: {}}}
+        state = {**state, "namespaces": {**state["namespaces"],
+                                         ns: {"labels": {}, "annotations": {}}}}
     before, after = Store(state), Store(apply_change(state, change))
     old, new = (projection_of(s, kind, ns, name) for s in (before, after))
     if old == new:

@@ -337,7 +337,8 @@ def test_identical_rules_are_one_rule_explained_by_each_source():
     (group,) = groups(SETTINGS, policy, [pod], {})
     rules = group.props["security_group_entries"]["policy_rule"]
     assert len(rules) == 1 and rules[0]["rule_uuid"]
-    why = json.loads(group.annotations["rules"])[rules[0]["rule_uuid"]]
+    (why,) = [text for text, uuids in json.loads(group.annotations["rules"]).items()
+              if rules[0]["rule_uuid"] in uuids]
     assert "ingress[0]" in why and "ingress[1]" in why and "port name 'http'" in why
     again = groups(SETTINGS, policy, [pod], {})[0]
     assert again.props == group.props  # the same uuids each time: no rewrite
@@ -350,3 +351,18 @@ def test_identical_rules_are_one_rule_explained_by_each_source():
 def test_end_port_needs_a_numeric_port_like_the_api_server_says(port, message):
     with pytest.raises(BadInput, match=message):
         parse_policy("ns", "p", {"spec": {"podSelector": {}, "egress": [{"ports": [port]}]}})
+
+
+def test_a_policy_not_selecting_the_pod_is_not_blamed_for_isolating_it():
+    """Found by review: the per-number egress groups (membership, on the destination pods)
+    were read as isolating them."""
+    cluster = {"namespaces": {"n1": {}, "n2": {}},
+               "pods": [("n1", {"app": "a"}, None, False), ("n2", {}, 80, False)],
+               "policies": [("n1", {"podSelector": {"matchLabels": {"app": "a"}},
+                                    "policyTypes": ["Egress"],
+                                    "egress": [{"ports": [{"port": "http"}]}]}),
+                            ("n2", {"podSelector": {}, "policyTypes": ["Ingress"]})]}
+    snap, pods = snapshot_of(cluster)
+    verdict = evaluate(snap, "vmi-p0", pods[1]["ip"], 80, "tcp", cluster_network="vn-cluster")
+    assert not verdict.allowed
+    assert "  isolated for ingress by NetworkPolicy n2/np1" in verdict.reasons
