@@ -49,35 +49,104 @@ def root(
         "--set", help="Override one setting: KEY=VALUE (repeatable; beats env and file)")] = [],  # noqa: B006
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit")] = False,
+    state_dir: Annotated[str | None, typer.Option(
+        "--state-dir", envvar="CKM_STATE_DIR",
+        help="The `ckm up` stack to talk to (default: the current one, then ./.ckm)")] = None,
+    broker: Annotated[str | None, typer.Option(
+        "--broker", help="Redis URL (beats every other source)")] = None,
 ) -> None:
-    ctx.obj = {"config": config, "flags": _parse_sets(set_)}
+    ctx.obj = {"config": config, "flags": _parse_sets(set_), "state_dir": state_dir,
+               "broker": broker}
 
 
-def _local_stack_env() -> dict[str, str]:
-    """Settings of a stack `ckm up` runs in the state dir, as the lowest-priority layer."""
-    from pathlib import Path
-
-    from ckm.stack import running_stack
-
-    info = running_stack(Path(os.environ.get("CKM_STATE_DIR", ".ckm")))
-    return info.env() if info else {}
+# Options every command that talks to Redis also takes after its name
+BrokerOption = Annotated[str | None, typer.Option("--broker", help="Redis URL")]
+StateDirOption = Annotated[str | None, typer.Option(
+    "--state-dir", help="The `ckm up` stack to talk to")]
 
 
-def loaded_settings(ctx: typer.Context, **flags) -> Loaded:
+def loaded_settings(ctx: typer.Context, *, broker: str | None = None,
+                    state_dir: str | None = None, **flags) -> Loaded:
     """The effective settings for a command; a bad configuration stops here with one message.
-    With no URLs configured, a stack started by `ckm up` (in CKM_STATE_DIR, default .ckm) is
-    used."""
+    The stack `ckm up` runs (see ckm.context) is the lowest layer: a config file, `CKM_*`
+    variables and flags beat it."""
+    from ckm.context import find
+
     obj = ctx.find_root().obj or {}
     sets = obj.get("flags", {})
-    merged = {**sets, **{k: v for k, v in flags.items() if v is not None}}
-    labels = {key: f"--set {key}" for key in sets}
-    environ = {**_local_stack_env(), **os.environ}
+    broker = broker or obj.get("broker")
+    merged = {**sets, **{k: v for k, v in flags.items() if v is not None},
+              **({"broker_url": broker} if broker else {})}
+    labels = {key: f"--set {key}" for key in sets} | ({"broker_url": "--broker"}
+                                                      if broker else {})
+    found = find(state_dir or obj.get("state_dir"))
+    base = (found.stack.env(), f"ckm up in {found.state_dir}") if found.stack else None
+    obj["found"] = found
     try:
         return load(config_file=obj.get("config"), flags=merged, flag_labels=labels,
-                    environ=environ)
+                    environ=os.environ, base=base)
     except ConfigError as exc:
         err.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def system_line(ctx: typer.Context, loaded: Loaded) -> str:
+    """Which system a command talks to, and why: broker, Kubernetes, Contrail, state dir."""
+    s, found = loaded.settings, (ctx.find_root().obj or {}).get("found")
+    kube = s.kube_url or s.kubeconfig or "in-cluster / ~/.kube/config"
+    where = (f"{found.state_dir} ({found.how})" if found and found.stack else
+             f"none running{f' in {found.state_dir}' if found and found.state_dir else ''}")
+    return (f"broker {_safe_url(s.broker_url)} ({loaded.origin('broker_url')}) · kubernetes "
+            f"{kube} · contrail {', '.join(s.contrail_urls)} · state dir {where}")
+
+
+def _safe_url(url: str) -> str:
+    """A URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def engine_settings(ctx: typer.Context, *, broker: str | None = None,
+                    state_dir: str | None = None, **flags) -> Loaded:
+    """Settings for a command that reads or writes Redis. It refuses the built-in default
+    broker (a Redis it merely fell back to may be somebody else's) and an unreachable one,
+    at once and with one line, instead of writing there or hanging."""
+    loaded = loaded_settings(ctx, broker=broker, state_dir=state_dir, **flags)
+    url = loaded.settings.broker_url
+    if loaded.origin("broker_url") == "default":
+        found = (ctx.find_root().obj or {}).get("found")
+        looked = f"; no `ckm up` running in {found.state_dir}" if found and found.state_dir \
+            else "; no `ckm up` running (current context or ./.ckm)"
+        err.print("[bold red]no ckm system named:[/] give --broker, --state-dir, "
+                  f"CKM_BROKER_URL or a config file{looked}. Not using the default {url}, "
+                  "which may be somebody else's Redis.", highlight=False)
+        raise typer.Exit(2)
+    _reachable(loaded)
+    return loaded
+
+
+def _reachable(loaded: Loaded) -> None:
+    import redis
+
+    from ckm.context import CONNECT_SECONDS
+    from workers.redis_conn import is_sentinel
+
+    url = loaded.settings.broker_url
+    if is_sentinel(url):
+        return  # the sentinels are asked on first use
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS,
+                                      socket_timeout=CONNECT_SECONDS)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        err.print(f"[bold red]cannot reach Redis[/] at {_safe_url(url)} "
+                  f"({loaded.origin('broker_url')}): {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @config_app.command("show")

@@ -12,19 +12,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ckm.cli import app, loaded_settings
+from ckm.cli import (
+    BrokerOption,
+    StateDirOption,
+    app,
+    engine_settings,
+    loaded_settings,
+    system_line,
+)
 
 failed_app = typer.Typer(no_args_is_help=True, help="Failed syncs: keys that could not be synced.")
 app.add_typer(failed_app, name="failed")
 
 out = Console()
+err = Console(stderr=True)
 
 
-def _engine(ctx: typer.Context, **flags):
-    """Install this process's engine context from the settings, and return the Celery app."""
+def _engine(ctx: typer.Context, *, operator: bool = True, **flags):
+    """Install this process's engine context from the settings, and return the Celery app.
+    An operator's command says which system it talks to (on stderr) and refuses a Redis it
+    merely fell back to."""
     from workers import context as contexts
 
-    settings = loaded_settings(ctx, **flags).settings
+    if operator:
+        loaded = engine_settings(ctx, **flags)
+        err.print(f"ckm: {system_line(ctx, loaded)}", highlight=False, style="dim")
+    else:
+        loaded = loaded_settings(ctx, **flags)
+    settings = loaded.settings
     contexts.install(contexts.Context(settings))
     from workers.app import app as celery_app
     from workers.app import configure
@@ -41,7 +56,8 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker node name")] = None,
 ) -> None:
     """Run a Celery worker process: reconcile keys from every ckm queue."""
-    celery_app, context = _engine(ctx, worker_concurrency=concurrency, broker_url=broker)
+    celery_app, context = _engine(ctx, operator=False, worker_concurrency=concurrency,
+                                  broker_url=broker)
     from workers.syncs import queues
 
     celery_app.worker_main([
@@ -54,7 +70,7 @@ def worker(
 def beat(ctx: typer.Context,
          broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
     """Run Celery beat: schedules the periodic full resync and garbage collection."""
-    celery_app, context = _engine(ctx, broker_url=broker)
+    celery_app, context = _engine(ctx, operator=False, broker_url=broker)
     celery_app.start(["beat", "--loglevel", context.settings.log_level,
                       "--schedule", os.path.join(os.environ.get("CKM_STATE_DIR", "."),
                                                  "celerybeat-schedule")])
@@ -66,7 +82,7 @@ def flower(ctx: typer.Context,
            address: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
            broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
     """Run Flower, the Celery web monitor, configured for ckm."""
-    celery_app, context = _engine(ctx, broker_url=broker)
+    celery_app, context = _engine(ctx, operator=False, broker_url=broker)
     args = ["flower", f"--port={port}", f"--address={address}", "--persistent=True",
             f"--db={os.path.join(os.environ.get('CKM_STATE_DIR', '.'), 'flower.db')}"]
     if context.settings.flower_basic_auth:
@@ -78,12 +94,12 @@ def flower(ctx: typer.Context,
 def wait(ctx: typer.Context,
          idle: Annotated[bool, typer.Option("--idle", help="Wait until no key is pending")] = True,
          timeout: Annotated[float, typer.Option(help="Give up after S seconds")] = 300.0,
-         broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
+         broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Exit 0 once no key is queued, running or waiting for a retry (failed keys are only
     reported); exit 1 on timeout."""
     from workers.status import wait_idle
 
-    _, context = _engine(ctx, broker_url=broker)
+    _, context = _engine(ctx, broker=broker, state_dir=state_dir)
     left = wait_idle(context, timeout)
     failed = context.failures.count()
     if failed:
@@ -99,9 +115,10 @@ def _when(stamp: float) -> str:
 
 @failed_app.command("list")
 def failed_list(ctx: typer.Context,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                as_json: Annotated[bool, typer.Option("--json")] = False,
+                broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Every failed sync with its last error."""
-    _, context = _engine(ctx)
+    _, context = _engine(ctx, broker=broker, state_dir=state_dir)
     failures = context.failures.all()
     if as_json:
         typer.echo(json.dumps([f.__dict__ for f in failures], indent=2))
@@ -115,9 +132,10 @@ def failed_list(ctx: typer.Context,
 
 
 @failed_app.command("show")
-def failed_show(ctx: typer.Context, key: str) -> None:
+def failed_show(ctx: typer.Context, key: str,
+                broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """One failed sync in full, traceback included."""
-    _, context = _engine(ctx)
+    _, context = _engine(ctx, broker=broker, state_dir=state_dir)
     failure = context.failures.get(key)
     if failure is None:
         out.print(f"{key} is not a failed sync", style="yellow")
@@ -135,12 +153,13 @@ def failed_show(ctx: typer.Context, key: str) -> None:
 @app.command()
 def retry(ctx: typer.Context,
           keys: Annotated[list[str] | None, typer.Argument(help="Keys to run now")] = None,
-          all_failed: Annotated[bool, typer.Option("--all-failed")] = False) -> None:
+          all_failed: Annotated[bool, typer.Option("--all-failed")] = False,
+          broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Reset the backoff of keys (or of every failed sync) and run them now (even a key
     that looks queued: its message may have been lost)."""
     from workers.dispatch import retry as send_again
 
-    celery_app, context = _engine(ctx)
+    celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
     chosen = list(keys or [])
     if all_failed:
         chosen += [f.key for f in context.failures.all()]
@@ -154,12 +173,12 @@ def retry(ctx: typer.Context,
 
 @app.command()
 def resync(ctx: typer.Context,
-           kind: Annotated[str | None, typer.Option(help="Only this Kubernetes kind")] = None
-           ) -> None:
+           kind: Annotated[str | None, typer.Option(help="Only this Kubernetes kind")] = None,
+           broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Re-enqueue every stored key (at low priority); with no --kind, also run GC."""
     from workers.resync import resync as run_resync
 
-    celery_app, context = _engine(ctx)
+    celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
     counts = run_resync(context, celery_app, kinds=[kind] if kind else None)
     out.print(f"queued {sum(counts.values())} key(s): {counts}")
 
@@ -184,7 +203,7 @@ def watcher(
     from workers.dispatch import enqueue
     from workers.reconcilers import CLUSTER_KEY
 
-    celery_app, context = _engine(ctx, kube_url=kube_url, kubeconfig=kubeconfig,
+    celery_app, context = _engine(ctx, operator=False, kube_url=kube_url, kubeconfig=kubeconfig,
                                   broker_url=broker, metrics_port=metrics_port)
     settings = context.settings
     logging.basicConfig(level=settings.log_level,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ckm.cli import app, loaded_settings
+from ckm.cli import BrokerOption, StateDirOption, app, engine_settings, system_line
 
 out = Console()
 
@@ -41,11 +41,25 @@ def collect(context) -> dict:
         "pending": pending(context),
         "leader": r.get(LEADER_KEY),
         "last_resync": (datetime.fromtimestamp(int(last), UTC).isoformat() if last else None),
-        "contrail_healthy": context.contrail.healthy(),
+        "contrail_healthy": _contrail_answers(context.settings.contrail_urls),
         "contrail_urls": context.settings.contrail_urls,
         "workers": workers_seen(context),
         "store_complete": context.store.complete(),
     }
+
+
+def _contrail_answers(urls: list[str]) -> bool:
+    """Does some Contrail API server answer its home page within 2 s? (Not through the
+    client, whose retries would hold `ckm status` for a minute.)"""
+    import httpx
+
+    for url in urls:
+        try:
+            if httpx.get(url.rstrip("/") + "/", timeout=2.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            continue
+    return False
 
 
 def _workers(workers: dict[str, dict]) -> str:
@@ -57,7 +71,8 @@ def _workers(workers: dict[str, dict]) -> str:
 
 
 def _table(state: dict) -> Table:
-    table = Table("", "", title="ckm status", show_header=False)
+    table = Table("", "", title=f"ckm status at {datetime.now(UTC):%H:%M:%S} UTC",
+                  show_header=False)
     for queue, depth in state["queues"].items():
         table.add_row(f"queue {queue}", str(depth))
     rows = (("keys queued", state["queued_keys"]), ("in flight", state["in_flight"]),
@@ -80,21 +95,29 @@ def status(
     ctx: typer.Context,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every second")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    broker: BrokerOption = None, state_dir: StateDirOption = None,
 ) -> None:
-    """Queue depth per queue, in flight, in backoff, failed, leader, last resync, Contrail."""
+    """Which system, then queue depth per queue, in flight, in backoff, failed, leader, last
+    resync, Contrail."""
     from workers.context import Context
 
-    context = Context(loaded_settings(ctx).settings)
+    loaded = engine_settings(ctx, broker=broker, state_dir=state_dir)
+    system = system_line(ctx, loaded)
+    context = Context(loaded.settings)
+
+    def state() -> dict:
+        return {"system": system, **collect(context)}
     if as_json:
-        typer.echo(json.dumps(collect(context), indent=2))
+        typer.echo(json.dumps(state(), indent=2))
         return
+    out.print(system, highlight=False)
     if not watch:
-        out.print(_table(collect(context)))
+        out.print(_table(state()))
         return
-    with Live(_table(collect(context)), console=out, refresh_per_second=2) as live:
+    with Live(_table(state()), console=out, refresh_per_second=2) as live:
         try:
             while True:
                 time.sleep(1)
-                live.update(_table(collect(context)))
+                live.update(_table(state()))
         except KeyboardInterrupt:
             pass

@@ -41,6 +41,7 @@ def up(
 ) -> None:
     """Run everything on this machine until Ctrl-C: Redis, both emulators, the watcher,
     workers, beat and Flower."""
+    from ckm.context import clear_current, set_current
     from ckm.processes import Processes
     from ckm.stack import start
 
@@ -52,7 +53,9 @@ def up(
                                          contrail_port=contrail_port, flower_port=flower_port,
                                          broker=broker, kubeconfig=kubeconfig,
                                          contrail_url=contrail_url, nodes=nodes))
-        out.print(f"[bold green]ckm is up[/] (state in {state_dir}/stack.json)")
+        set_current(state_dir)  # other `ckm` commands find this stack from anywhere
+        out.print(f"[bold green]ckm is up[/] (state in {state_dir}/stack.json; now the "
+                  "current context)")
         for label, value in (("kubernetes", info.kube_url or kubeconfig),
                              ("kubeconfig", info.kubeconfig), ("contrail", info.contrail_url),
                              ("redis", info.broker_url), ("flower", info.flower_url)):
@@ -72,6 +75,7 @@ def up(
             pass
         out.print("stopping ...")
     (state_dir / "stack.json").unlink(missing_ok=True)
+    clear_current(state_dir)
 
 
 @app.command()

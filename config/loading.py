@@ -91,14 +91,20 @@ def _describe(error: dict, merged: dict[str, tuple[object, str]]) -> str:
 
 def load(*, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None,
          flags: Mapping[str, object] | None = None,
-         flag_labels: Mapping[str, str] | None = None) -> Loaded:
+         flag_labels: Mapping[str, str] | None = None,
+         base: tuple[Mapping[str, str], str] | None = None) -> Loaded:
     """Build the effective settings; raise ConfigError with one clear message on bad input.
 
     `flag_labels` names the command-line spelling of a flag for messages (default --key).
+    `base` is a lowest layer of CKM_* variables and the name of where they come from (the
+    stack `ckm up` runs).
     """
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get(CONFIG_ENV)
     merged: dict[str, tuple[object, str]] = {}
+    if base:
+        variables, origin = base
+        merged.update({k: (v, origin) for k, (v, _) in _env_layer(variables).items()})
     if config_file:
         merged.update(_file_layer(Path(config_file)))
     merged.update(_env_layer(environ))

@@ -1,0 +1,78 @@
+"""Which system a CLI command talks to (issue 14): the stack `ckm up` records as current, an
+explicit --state-dir or --broker; never the default Redis it would merely fall back to; an
+unreachable Redis is one line and a non-zero exit, not a traceback or a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ckm.context import current_file, set_current
+from ckm.stack import StackInfo
+
+pytestmark = pytest.mark.integration
+
+
+def ckm(*args, cwd: Path, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("CKM_")}  # only what the test names
+    return subprocess.run([sys.executable, "-m", "ckm", *args], capture_output=True,
+                          text=True, timeout=60, cwd=cwd, env={**environ, **env})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fake_stack(state_dir: Path, broker: str) -> None:
+    """A stack.json as `ckm up` writes it, owned by a live process (this one)."""
+    state_dir.mkdir(parents=True)
+    StackInfo(kube_url="http://127.0.0.1:1", contrail_url=f"http://127.0.0.1:{free_port()}",
+              broker_url=broker, kubeconfig=str(state_dir / "kubeconfig")).save(state_dir)
+
+
+@pytest.mark.parametrize("command", [["status"], ["failed", "list"], ["retry", "port/a/b"],
+                                     ["resync"], ["wait", "--timeout", "1"]])
+def test_no_system_named_is_refused_before_touching_any_redis(tmp_path, command):
+    done = ckm(*command, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no ckm system named" in done.stderr and "Traceback" not in done.stderr
+    assert "redis://127.0.0.1:6379/0" in done.stderr  # says what it did not use
+
+
+def test_an_unreachable_redis_is_one_line_and_exit_1(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = ckm("status", "--broker", url, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "cannot reach Redis" in done.stderr and url in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_current_context_is_found_from_anywhere_and_named(tmp_path, redis_url):
+    state = tmp_path / "stack"
+    fake_stack(state, redis_url)
+    set_current(state)
+    assert current_file().read_text().strip() == str(state.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = ckm("status", "--json", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert f"broker {redis_url} (ckm up in {state.resolve()})" in status["system"]
+    assert f"state dir {state.resolve()} (current context" in status["system"]
+    assert status["contrail_healthy"] is False  # nothing listens there: answered at once
+    # an explicit --broker beats the stack, and says so
+    other = f"{redis_url.rsplit('/', 1)[0]}/{int(redis_url.rsplit('/', 1)[1]) - 1}"
+    done = ckm("status", "--json", "--broker", other, cwd=elsewhere)
+    assert json.loads(done.stdout)["system"].startswith(f"broker {other} (flag --broker)")
+    # and --state-dir names a stack explicitly (here: none running there)
+    done = ckm("--state-dir", str(tmp_path / "none"), "failed", "list", cwd=elsewhere)
+    assert done.returncode == 2 and "no `ckm up` running in" in done.stderr
