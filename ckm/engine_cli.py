@@ -133,6 +133,7 @@ def failed_list(ctx: typer.Context,
 
 @failed_app.command("show")
 def failed_show(ctx: typer.Context, key: str,
+                as_json: Annotated[bool, typer.Option("--json")] = False,
                 broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """One failed sync in full, traceback included."""
     _, context = _engine(ctx, broker=broker, state_dir=state_dir)
@@ -140,6 +141,9 @@ def failed_show(ctx: typer.Context, key: str,
     if failure is None:
         out.print(f"{key} is not a failed sync", style="yellow")
         raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(failure.__dict__, indent=2))
+        return
     for label, value in (("key", failure.key), ("error", failure.error),
                          ("attempts", failure.attempts),
                          ("first failed", _when(failure.first_failed)),
@@ -159,16 +163,56 @@ def retry(ctx: typer.Context,
     that looks queued: its message may have been lost)."""
     from workers.dispatch import retry as send_again
 
-    celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
-    chosen = list(keys or [])
-    if all_failed:
-        chosen += [f.key for f in context.failures.all()]
-    if not chosen:
+    if not keys and not all_failed:
         raise typer.BadParameter("name keys or use --all-failed")
+    bad = [f"{key}: {problem}" for key in keys or [] if (problem := _not_a_key(key))]
+    if bad:
+        err.print("[bold red]not retried:[/] " + "; ".join(bad), highlight=False)
+        raise typer.Exit(2)
+    celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
+    chosen = list(dict.fromkeys([*(keys or []),
+                                 *([f.key for f in context.failures.all()] if all_failed
+                                   else [])]))
+    if not chosen:
+        out.print("nothing to retry: no failed syncs")
+        return
     for key in chosen:
+        if not _seen(context, key):
+            out.print(f"note: ckm has no stored object for {key}: it runs, and removes what "
+                      "it may have made", style="yellow", highlight=False)
         context.failures.clear(key)
     send_again(celery_app, context.queue, chosen)
     out.print(f"queued {len(chosen)} key(s)")
+
+
+def _not_a_key(text: str) -> str | None:
+    from tasks.keys import Key
+    from workers import reconcilers  # noqa: F401  (registers every sync)
+    from workers.syncs import sync_for
+
+    try:
+        key = Key.parse(text)
+    except ValueError as exc:
+        return str(exc)
+    try:
+        sync_for(str(key))
+    except (KeyError, ValueError):
+        return f"no key kind {key.kind!r}"
+    return None
+
+
+def _seen(context, key: str) -> bool:
+    """Is the object the key is about in the store (or the key not about one object)?"""
+    from tasks.keys import Key
+    from workers.kube import KEY_OBJECTS
+
+    parsed = Key.parse(key)
+    target = KEY_OBJECTS.get(parsed.kind)
+    if target is None:
+        return True
+    kind = target[0]
+    return context.store.get(kind, "" if kind == "Namespace" else parsed.namespace,
+                             parsed.name) is not None
 
 
 @app.command()

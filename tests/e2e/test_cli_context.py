@@ -76,3 +76,28 @@ def test_the_current_context_is_found_from_anywhere_and_named(tmp_path, redis_ur
     # and --state-dir names a stack explicitly (here: none running there)
     done = ckm("--state-dir", str(tmp_path / "none"), "failed", "list", cwd=elsewhere)
     assert done.returncode == 2 and "no `ckm up` running in" in done.stderr
+
+
+def test_retry_says_what_it_did_and_refuses_what_is_not_a_key(tmp_path, redis_url,
+                                                               redis_client):
+    done = ckm("retry", "bogus", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "'bogus' is not a key" in done.stderr
+    done = ckm("retry", "nosuch/a/b", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 2 and "no key kind 'nosuch'" in done.stderr
+    done = ckm("retry", "--all-failed", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 0 and "nothing to retry" in done.stdout
+    done = ckm("retry", "port/nowhere/ghost", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no stored object for port/nowhere/ghost" in done.stdout
+    assert "queued 1 key(s)" in done.stdout
+    assert redis_client.zscore("ckm:q:queued", "port/nowhere/ghost") is not None
+
+
+def test_failed_show_as_json(tmp_path, redis_url, context):
+    context.failures.record("port/a/b", error="boom", traceback="tb", attempts=3,
+                            permanent=False)
+    done = ckm("failed", "show", "port/a/b", "--json", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["key"] == "port/a/b" and shown["error"] == "boom" and shown["attempts"] == 3
