@@ -81,8 +81,14 @@ def flower(ctx: typer.Context,
            port: Annotated[int, typer.Option(help="HTTP port")] = 5555,
            address: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
            broker: Annotated[str | None, typer.Option(help="Redis URL")] = None) -> None:
-    """Run Flower, the Celery web monitor, configured for ckm."""
+    """Run Flower, the Celery web monitor, configured for ckm. Beyond loopback it needs
+    basic auth (CKM_FLOWER_BASIC_AUTH=user:password): it can retry syncs."""
     celery_app, context = _engine(ctx, operator=False, broker_url=broker)
+    if not context.settings.flower_basic_auth and address not in ("127.0.0.1", "localhost",
+                                                                  "::1"):
+        err.print(f"[bold red]refusing to serve Flower on {address} without auth:[/] set "
+                  "CKM_FLOWER_BASIC_AUTH=user:password (there is no default)", highlight=False)
+        raise typer.Exit(2)
     args = ["flower", f"--port={port}", f"--address={address}", "--persistent=True",
             f"--db={os.path.join(os.environ.get('CKM_STATE_DIR', '.'), 'flower.db')}"]
     if context.settings.flower_basic_auth:

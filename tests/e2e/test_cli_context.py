@@ -101,3 +101,10 @@ def test_failed_show_as_json(tmp_path, redis_url, context):
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["key"] == "port/a/b" and shown["error"] == "boom" and shown["attempts"] == 3
+
+
+def test_flower_refuses_to_serve_beyond_loopback_without_auth(tmp_path, redis_url):
+    done = ckm("flower", "--address", "0.0.0.0", "--port", str(free_port()), "--broker",
+               redis_url, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "without auth" in done.stderr and "no default" in done.stderr

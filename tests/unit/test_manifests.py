@@ -26,14 +26,24 @@ from workers.syncs import queues
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def docs() -> list[dict]:
+def render(path: str) -> list[dict]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl is needed to render deploy/kubernetes (kustomize)")
-    rendered = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy/kubernetes")],
+    rendered = subprocess.run([kubectl, "kustomize", str(ROOT / path)],
                               capture_output=True, text=True, check=True).stdout
     return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[dict]:
+    """The base: what `kubectl apply -k deploy/kubernetes` applies (no CRDs needed)."""
+    return render("deploy/kubernetes")
+
+
+@pytest.fixture(scope="module")
+def keda_docs() -> list[dict]:
+    return render("deploy/kubernetes/overlays/keda")
 
 
 def of(docs, kind):
@@ -48,14 +58,14 @@ def test_every_document_is_well_formed(docs):
 
 
 KUBERNETES = "1.32"  # the version kubectl and the emulator speak here
-CUSTOM_KINDS = {"ScaledObject"}  # KEDA's CRD: checked against the code below, not a schema
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication"}  # KEDA CRDs: checked below
 
 
-def test_every_document_validates_strictly_against_the_kubernetes_schema(docs):
+def test_every_document_validates_strictly_against_the_kubernetes_schema(docs, keda_docs):
     """The API's published JSON schema, with unknown fields rejected (a typo such as
     `periodSecond` in a probe is an error, as the API server would report it)."""
     errors = []
-    for doc in docs:
+    for doc in docs + keda_docs:
         if doc["kind"] in CUSTOM_KINDS:
             continue
         try:
@@ -66,6 +76,58 @@ def test_every_document_validates_strictly_against_the_kubernetes_schema(docs):
     assert not errors, "\n".join(errors)
     assert {d["kind"] for d in docs} - CUSTOM_KINDS >= {
         "Deployment", "StatefulSet", "ClusterRole", "PodDisruptionBudget", "ConfigMap"}
+    assert not {d["kind"] for d in docs} & CUSTOM_KINDS  # the base needs no CRD
+
+
+def test_every_ckm_pod_runs_on_the_host_network_probed_bounded_and_locked_down(docs):
+    """Issue 14: ckm gives pods their addresses, so its own pods (and its Redis) cannot wait
+    for one; each container is probed, requests resources and runs unprivileged."""
+    problems = []
+    for workload in of(docs, "Deployment") + of(docs, "StatefulSet"):
+        name, spec = workload["metadata"]["name"], workload["spec"]["template"]["spec"]
+        if not spec.get("hostNetwork") or spec.get("dnsPolicy") != "ClusterFirstWithHostNet":
+            problems.append(f"{name}: not on the host network (with cluster DNS)")
+        pod = spec.get("securityContext") or {}
+        if not pod.get("runAsNonRoot") or (pod.get("seccompProfile") or {}).get(
+                "type") != "RuntimeDefault":
+            problems.append(f"{name}: pod securityContext not non-root with RuntimeDefault")
+        for container in spec["containers"]:
+            where = f"{name}/{container['name']}"
+            if not container.get("livenessProbe") and not container.get("readinessProbe"):
+                problems.append(f"{where}: no probe")
+            if not (container.get("resources") or {}).get("requests"):
+                problems.append(f"{where}: no resource requests")
+            locked = container.get("securityContext") or {}
+            if (locked.get("allowPrivilegeEscalation") is not False
+                    or locked.get("readOnlyRootFilesystem") is not True
+                    or (locked.get("capabilities") or {}).get("drop") != ["ALL"]):
+                problems.append(f"{where}: securityContext not locked down")
+    workers = next(d for d in of(docs, "Deployment") if d["metadata"]["name"] == "ckm-worker")
+    worker = workers["spec"]["template"]["spec"]["containers"][0]
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert not problems, "\n".join(problems)
+
+
+def test_redis_has_a_password_every_component_uses_and_flower_needs_auth(docs):
+    redis_spec = of(docs, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert "--requirepass" in " ".join(redis_spec["command"])
+    config = of(docs, "ConfigMap")[0]["data"]
+    assert "CKM_BROKER_URL" not in config  # set per container, with the password
+    assert "ckm" in config["CKM_UNMANAGED_NAMESPACES"].split(",")
+    for workload in of(docs, "Deployment"):
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container.get("env") or []}
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_PASSWORD"
+        assert env["CKM_BROKER_URL"]["value"].startswith("redis://:$(REDIS_PASSWORD)@")
+        assert container["image"] == "ckm:latest"  # kustomize `images:` sets it
+    flower = next(d for d in of(docs, "Deployment") if d["metadata"]["name"] == "ckm-flower")
+    container = flower["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert "optional" not in env["CKM_FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"]
+    assert container["command"][container["command"].index("--address") + 1] == "127.0.0.1"
+    assert not [s for s in of(docs, "Service") if s["spec"].get("type") in (
+        "NodePort", "LoadBalancer")]
 
 
 def test_workloads_run_real_commands_with_real_settings(docs):
@@ -86,6 +148,8 @@ def test_workloads_run_real_commands_with_real_settings(docs):
                 assert container["command"][0] == "ckm"
                 resolve(container["command"][1:])
                 for env in container.get("env") or []:
+                    if env["name"] == "REDIS_PASSWORD":  # only expanded into the broker URL
+                        continue
                     assert env["name"][4:].lower() in Settings.model_fields
 
 
@@ -117,11 +181,13 @@ def test_rbac_allows_what_ckm_does_and_no_more(docs):
                                                                         "update"}
 
 
-def test_keda_scales_the_workers_on_real_queues(docs):
-    scaled = of(docs, "ScaledObject")[0]
+def test_keda_scales_the_workers_on_real_queues(keda_docs):
+    scaled = of(keda_docs, "ScaledObject")[0]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "ckm-worker"
+    auth = of(keda_docs, "TriggerAuthentication")[0]["metadata"]["name"]
     for trigger in scaled["spec"]["triggers"]:
         assert trigger["metadata"]["listName"] in queues()
+        assert trigger["authenticationRef"]["name"] == auth
 
 
 def test_dashboard_queries_series_that_ckm_exports():
