@@ -26,6 +26,7 @@ from workers.syncs import sync_for
 log = logging.getLogger("ckm.engine")
 RUNS = "ckm:runs"  # the most recent runs, newest first: what ran where, when, with what outcome
 RUNS_KEPT = 10_000
+LAST_RUN, LAST_RUN_SECONDS = "ckm:lastrun:", 7 * 86400
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 Send = Callable[..., None]  # (keys, lane=NORMAL)
@@ -202,8 +203,9 @@ def _log_run(context: Context, key: str, outcome: str, started: float) -> None:
     ended = time.time()
     entry = json.dumps({"key": key, "outcome": outcome, "worker": WORKER, "end": ended,
                         "start": ended - (time.perf_counter() - started)})
+    # and each key's last run, for `ckm describe` (kept a week after the key last ran)
     context.redis.pipeline(transaction=False).lpush(RUNS, entry).ltrim(
-        RUNS, 0, RUNS_KEPT - 1).execute()
+        RUNS, 0, RUNS_KEPT - 1).set(LAST_RUN + key, entry, ex=LAST_RUN_SECONDS).execute()
 
 
 def _safe_seconds(context: Context) -> float:
