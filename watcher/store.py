@@ -271,6 +271,10 @@ class DesiredStore:
     def tombstones(self, kind: str) -> list[tuple[str, str]]:
         return [tuple(_text(f).partition("/")[::2]) for f in self.redis.hkeys(f"ckm:tomb:{kind}")]
 
+    def object_version(self, kind: str, namespace: str, name: str) -> str | None:
+        """The resourceVersion of the last event stored for one object."""
+        return self.redis.hget(f"ckm:orv:{kind}", f"{namespace}/{name}") or None
+
     def resource_version(self, kind: str) -> str | None:
         raw = self.redis.get(f"ckm:rv:{kind}")
         return _text(raw) if raw else None

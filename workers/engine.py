@@ -192,11 +192,18 @@ def _tell_kubernetes(context: Context, key: str, exc: Exception | str) -> None:
     """A Kubernetes Event on the object, so `kubectl describe` shows what to fix."""
     if context.kube is None:
         return
-    from workers.kube import post_event
+    from workers.kube import KEY_OBJECTS, post_event
 
     kind, _, rest = key.partition("/")
     namespace, _, name = rest.rpartition("/") if kind != "namespace" else ("", "", rest)
-    post_event(context.kube, kind, namespace, name, str(exc))
+    uid = version = ""
+    if kind in KEY_OBJECTS:
+        stored = KEY_OBJECTS[kind][0]
+        projection = context.store.get(stored, namespace, name) or {}
+        uid = projection.get("uid", "")
+        version = context.store.object_version(stored, namespace, name) or ""
+    post_event(context.kube, kind, namespace, name, str(exc), uid=uid,
+               resource_version=version)
 
 
 def _log_run(context: Context, key: str, outcome: str, started: float) -> None:

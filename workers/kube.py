@@ -4,9 +4,9 @@ must never fail a Contrail sync, and each write is skipped when nothing changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import uuid
 from datetime import UTC, datetime
 
 import kubernetes.client
@@ -24,23 +24,39 @@ KEY_OBJECTS = {
 
 
 def post_event(client: kubernetes.client.ApiClient, key_kind: str, namespace: str, name: str,
-               message: str, *, reason: str = "ContrailSyncFailed") -> None:
+               message: str, *, reason: str = "ContrailSyncFailed", uid: str = "",
+               resource_version: str = "") -> None:
+    """A Warning Event on the object, complete enough for `kubectl describe` to list it (kind,
+    apiVersion, uid, resourceVersion). Repeats are one Event whose count grows, as kubelet's
+    recorder does: its name is derived from the object and the reason."""
     target = KEY_OBJECTS.get(key_kind)
     if target is None:
         return
     kind, version = target
     event_ns = namespace or "default"
     now = datetime.now(UTC)
+    event_name = f"{name}.ckm-{hashlib.sha1(f'{kind}/{uid}/{reason}'.encode()).hexdigest()[:10]}"
+    api = kubernetes.client.CoreV1Api(client)
     body = kubernetes.client.CoreV1Event(
-        metadata=kubernetes.client.V1ObjectMeta(name=f"{name}.{uuid.uuid4().hex[:10]}",
-                                                namespace=event_ns),
+        metadata=kubernetes.client.V1ObjectMeta(name=event_name, namespace=event_ns),
         involved_object=kubernetes.client.V1ObjectReference(
-            kind=kind, api_version=version, name=name, namespace=namespace or None),
+            kind=kind, api_version=version, name=name, namespace=namespace or None,
+            uid=uid or None, resource_version=resource_version or None),
         reason=reason, message=message[:1024], type="Warning", count=1,
         first_timestamp=now, last_timestamp=now,
-        source=kubernetes.client.V1EventSource(component="ckm"))
+        source=kubernetes.client.V1EventSource(component="ckm"),
+        reporting_component="ckm", reporting_instance="ckm")
     try:
-        kubernetes.client.CoreV1Api(client).create_namespaced_event(event_ns, body)
+        try:
+            api.create_namespaced_event(event_ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            seen = api.read_namespaced_event(event_name, event_ns)
+            api.patch_namespaced_event(event_name, event_ns, {
+                "count": (seen.count or 1) + 1, "lastTimestamp": now.isoformat(),
+                "message": message[:1024],
+                "involvedObject": {"resourceVersion": resource_version or None}})
     except ApiException as exc:
         log.info("could not post an event on %s %s/%s: %s", kind, namespace, name, exc.reason)
 

@@ -56,6 +56,19 @@ def test_describe_a_healthy_a_pending_and_a_failed_object(system):
     assert any(e["reason"] == "ContrailSyncFailed" and "ture" in e["message"]
                for e in failed["events"])
 
+    # the Event is complete (uid, apiVersion, resourceVersion) and repeats aggregate
+    uid = core.read_namespace("typo").metadata.uid
+    core.patch_namespace("typo", {"metadata": {"annotations": {
+        "opencontrail.org/isolation": "maybe"}}})
+
+    def twice():
+        items = [e for e in core.list_namespaced_event("default").items
+                 if e.involved_object.name == "typo"]
+        return len(items) == 1 and items[0].count == 2 and items[0]
+    event = wait_for(twice, what="one Event counted twice")
+    assert event.involved_object.uid == uid and event.involved_object.api_version == "v1"
+    assert event.involved_object.resource_version and "maybe" in event.message
+
     # pending: Contrail is down, so the new pod's port waits for its next attempt
     httpx.put(f"{stack.contrail_url}/_emulator/faults", json={"outage_seconds": 60})
     core.create_namespaced_pod("shop", pod_body("late"))
