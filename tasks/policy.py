@@ -210,9 +210,7 @@ ALL_PODS = Peer(Selector(), Selector())
 def egress_named(policy: Policy) -> list[tuple[Peer, PortSpec]]:
     """(pod peer, named port spec) of the egress rules: named ports resolve per destination
     pod, so each becomes peer-group variants by number."""
-    return [(peer, spec) for r in policy.egress or () for spec in r.ports
-            if isinstance(spec.port, str)
-            for peer in (r.peers if r.peers is not None else (ALL_PODS,)) if peer.is_pods]
+    return [(peer, spec) for _, _, peer, spec in _egress_named_where(policy)]
 
 
 # --- Contrail objects -------------------------------------------------------------------------
