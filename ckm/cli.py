@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import ckm
@@ -83,11 +84,14 @@ def loaded_settings(ctx: typer.Context, *, broker: str | None = None,
     base = (found.stack.env(), f"ckm up in {found.state_dir}") if found.stack else None
     obj["found"] = found
     try:
-        return load(config_file=obj.get("config"), flags=merged, flag_labels=labels,
-                    environ=os.environ, base=base)
+        loaded = load(config_file=obj.get("config"), flags=merged, flag_labels=labels,
+                      environ=os.environ, base=base)
     except ConfigError as exc:
-        err.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]configuration error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+    for warning in loaded.warnings:  # escaped: INI section names look like markup
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    return loaded
 
 
 def system_line(ctx: typer.Context, loaded: Loaded) -> str:

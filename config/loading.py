@@ -7,6 +7,7 @@ Any bad value stops the program with one `ConfigError` naming the key and its so
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,16 +25,27 @@ CONFIG_ENV = "CKM_CONFIG"
 
 @dataclass(frozen=True)
 class Loaded:
-    """The effective settings and, per setting, where its value came from."""
+    """The effective settings, per setting where its value came from, and what was ignored
+    (every process that starts prints the warnings)."""
 
     settings: Settings
     origins: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def origin(self, name: str) -> str:
         return self.origins.get(name, "default")
 
 
-def _file_layer(path: Path) -> dict[str, tuple[object, str]]:
+# CKM_* variables that are not settings but are read by ckm (or its tests) all the same.
+_OTHER_VARIABLES = {"CKM_CONFIG", "CKM_STATE_DIR", "CKM_TEST_REDIS_URL"}
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _file_layer(path: Path) -> tuple[dict[str, tuple[object, str]], list[str]]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     suffix = path.suffix.lower()
@@ -52,9 +64,19 @@ def _file_layer(path: Path) -> dict[str, tuple[object, str]]:
         raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in config file {path}; "
-                          f"known keys: {', '.join(Settings.model_fields)}")
-    return {key: (value, f"file {path}") for key, value in data.items()}
+        raise ConfigError(f"unknown key {unknown[0]!r} in config file {path}"
+                          f"{_did_you_mean(unknown[0], Settings.model_fields)} "
+                          f"(`ckm config show` lists every key)")
+    return {key: (value, f"file {path}") for key, value in data.items()}, []
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A misspelt CKM_ variable would be ignored silently: name it."""
+    known = {f"CKM_{name.upper()}" for name in Settings.model_fields} | _OTHER_VARIABLES
+    return [f"environment variable {name} is not a ckm setting, ignored"
+            f"{_did_you_mean(name, known)}"
+            for name in sorted(environ) if name.upper().startswith("CKM_")
+            and name.upper() not in known]
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[object, str]]:
@@ -105,15 +127,19 @@ def load(*, config_file: str | Path | None = None, environ: Mapping[str, str] | 
     if base:
         variables, origin = base
         merged.update({k: (v, origin) for k, (v, _) in _env_layer(variables).items()})
+    warnings: list[str] = []
     if config_file:
-        merged.update(_file_layer(Path(config_file)))
+        layer, warnings = _file_layer(Path(config_file))
+        merged.update(layer)
     merged.update(_env_layer(environ))
+    warnings += _unknown_variables(environ)
     merged.update(_flag_layer(flags or {}, flag_labels or {}))
     try:
         settings = Settings(**{key: value for key, (value, _) in merged.items()})
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0], merged)) from None
-    return Loaded(settings, {key: origin for key, (_, origin) in merged.items()})
+    return Loaded(settings, {key: origin for key, (_, origin) in merged.items()},
+                  tuple(warnings))
 
 
 def effective(loaded: Loaded) -> list[tuple[str, str, str]]:

@@ -1,14 +1,17 @@
 """Read the upstream `contrail-kubernetes.conf` (INI) so operators can migrate to ckm.
 
-Maps the upstream options that ckm has an equivalent for; every other upstream option is
-ignored (upstream has dozens that make no sense here: cassandra, rabbit, sandesh, ...).
-Returns, per ckm setting, the value and a description of where it came from.
+Maps the upstream options that ckm has an equivalent for. An option that changes upstream's
+behaviour and has no equivalent is never dropped silently: a warning names it and says what ckm
+does instead, or, where ignoring it would put pods on a different network (nested mode, pods on
+the IP fabric), the file is refused. Plumbing options (cassandra, rabbit, sandesh, logging, ...)
+mean nothing here and are ignored. An unknown key gets a warning with "did you mean".
 """
 
 from __future__ import annotations
 
 import ast
 import configparser
+import difflib
 from pathlib import Path
 
 from config.errors import ConfigError
@@ -22,7 +25,99 @@ _HOME = {
     "token": "DEFAULTS", "public_fip_pool": "VNC",
     "vnc_endpoint_ip": "VNC", "vnc_endpoint_port": "VNC",
     "auth_user": "AUTH", "auth_password": "AUTH", "auth_tenant": "AUTH", "auth_token_url": "AUTH",
+    "kube_timer_interval": "DEFAULTS",
 }
+
+# Upstream options that change its behaviour and that ckm does not have. A value that asks for
+# what ckm does anyway passes; any other is reported.
+# key -> (the value that matches ckm, or None: any value is reported; refuse?; what ckm does)
+_UNSUPPORTED: dict[str, tuple[str | None, bool, str]] = {
+    "nested_mode": ("0", True,
+                    "nested mode (Kubernetes on Contrail VMs) is not supported; ignoring it "
+                    "would give the pods addresses on a different network"),
+    "ip_fabric_forwarding": ("0", True,
+                             "ckm puts pods on cluster-network, never on the IP fabric; ignoring "
+                             "it would renumber every pod"),
+    "ip_fabric_snat": ("0", False,
+                       "ckm sets up no SNAT to the fabric: pods reach outside the cluster only "
+                       "through floating IPs"),
+    "ip_fabric_subnets": (None, False, "ckm makes no IP fabric IPAM; the subnets are unused"),
+    "cluster_project": ("{}", False,
+                        "single-project mode is not supported: ckm makes one project per "
+                        "namespace"),
+    "cluster_network": ("{}", False,
+                        "ckm's shared pod network is always <domain>:default:cluster-network"),
+    "cluster_pod_network": (None, False,
+                            "ckm's shared pod network is always cluster-network"),
+    "cluster_service_network": (None, False,
+                                "ckm puts service addresses on cluster-network"),
+    "host_network_service": ("0", False,
+                             "host-network pods are never loadbalancer members in ckm"),
+    "kubernetes_cluster_owner": ("k8s", False,
+                                 "ckm marks what it owns with its own annotations"),
+    "kubernetes_service_name": ("kubernetes", False,
+                                "ckm makes no link-local service for the API server"),
+    "api_service_link_local": ("0", False,
+                               "ckm makes no link-local service for the API server"),
+    "kube_object_cache": ("1", False, "ckm always keeps its own cache (in Redis)"),
+    "global_tags": (None, False,
+                    "ckm compiles NetworkPolicy to security groups, not firewall policies and "
+                    "tags"),
+    "aps_name": (None, False, "ckm makes no application policy set"),
+    "secure_project": (None, False, "ckm makes no application policy set"),
+    "admin_user": (None, False, "upstream never used it either: [AUTH] auth_user is the user"),
+    "admin_password": (None, False, "upstream never used it either: [AUTH] auth_password is "
+                       "the password"),
+    "admin_tenant": (None, False, "upstream never used it either: [AUTH] auth_tenant is the "
+                     "tenant"),
+}
+# What upstream does when the option is absent, where that differs from what ckm does.
+_ABSENT = {"api_service_link_local": "True"}
+
+# Plumbing of the upstream process (its database, message bus, logging, introspection): no
+# bearing on the network it builds, nothing for ckm to do.
+_PLUMBING = {
+    "orchestrator", "worker_id", "host_ip", "http_server_port", "http_server_ip", "collectors",
+    "logger_class", "logging_conf", "use_syslog", "syslog_facility", "zk_server_ip",
+    "cluster_id", "stats_collector", "disable_object_logs",
+}
+_PLUMBING_PREFIXES = ("cassandra_", "rabbit_", "kombu_", "log_", "disc_server_", "sandesh_",
+                      "introspect_", "tcp_keepalive_", "api_server_", "config_db_")
+_KNOWN = set(_HOME) | set(_UNSUPPORTED) | _PLUMBING
+
+
+def _normal(value: str) -> str:
+    """Upstream spells booleans freely (True, true, 1, yes) and dicts with spaces."""
+    value = value.strip().lower().replace(" ", "")
+    return {"true": "1", "yes": "1", "on": "1", "false": "0", "no": "0", "off": "0"}.get(
+        value, value)
+
+
+def _findings(ini: _Ini) -> tuple[list[str], list[str]]:
+    """(refusals, warnings) for the options ckm does not carry over."""
+    refusals, warnings = [], []
+    seen = set()
+    for section in ini.parser.sections():
+        for key, raw in ini.parser.items(section):
+            seen.add(key)
+            where = f"{ini.path} [{section}] {key} = {raw.strip()!r}"
+            if key in _UNSUPPORTED:
+                matches, refuse, instead = _UNSUPPORTED[key]
+                if not raw.strip() or (matches is not None
+                                       and _normal(raw) == _normal(matches)):
+                    continue
+                (refusals if refuse else warnings).append(f"{where}: not supported: {instead}")
+            elif key in _KNOWN or key.startswith(_PLUMBING_PREFIXES) or section == "SANDESH":
+                continue
+            else:
+                close = difflib.get_close_matches(key, sorted(_KNOWN), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                warnings.append(f"{where}: not an upstream kube-manager option, ignored{hint}")
+    for key, upstream in _ABSENT.items():
+        if key not in seen:
+            warnings.append(f"{ini.path}: {key} is absent, so upstream used {upstream}: not "
+                            f"supported: {_UNSUPPORTED[key][2]}")
+    return refusals, warnings
 
 
 class _Ini:
@@ -67,9 +162,14 @@ def _fip_pool(value: str, origin: str) -> str:
             "{'domain': .., 'project': .., 'network': .., 'name': ..}") from exc
 
 
-def read_upstream_ini(path: Path) -> dict[str, tuple[object, str]]:
-    """ckm setting -> (value, origin) for everything the upstream file says."""
+def read_upstream_ini(path: Path) -> tuple[dict[str, tuple[object, str]], list[str]]:
+    """ckm setting -> (value, origin) for everything the upstream file says, and warnings.
+    Raise ConfigError naming every option that ckm cannot honour without changing the network."""
     ini = _Ini(path)
+    refusals, warnings = _findings(ini)
+    if refusals:
+        raise ConfigError("upstream options ckm cannot honour (remove them to migrate):\n  "
+                          + "\n  ".join(refusals))
     out: dict[str, tuple[object, str]] = {}
     for key, setting in (("pod_subnets", "pod_subnets"), ("service_subnets", "service_subnets"),
                          ("cluster_name", "cluster_name"), ("kubernetes_cluster_domain", "domain"),
@@ -96,4 +196,6 @@ def read_upstream_ini(path: Path) -> dict[str, tuple[object, str]]:
         port, port_origin = _port(ini, "vnc_endpoint_port", 8082)
         urls = [f"http://{host}:{port}" for host in hosts.replace(",", " ").split()]
         out["contrail_urls"] = (urls, origin + (f", {port_origin}" if port_origin else ""))
-    return out
+    if found := ini.get("kube_timer_interval"):  # upstream's periodic full sync, 0 = off
+        out["resync_interval"] = found
+    return out, warnings

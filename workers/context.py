@@ -5,6 +5,7 @@ Built once per process on first use and shared by its threads (every member is t
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,10 @@ def current() -> Context:
     global _context
     with _lock:
         if _context is None:
-            _context = Context(load().settings)
+            loaded = load()
+            for warning in loaded.warnings:
+                logging.getLogger(__name__).warning("%s", warning)
+            _context = Context(loaded.settings)
         return _context
 
 

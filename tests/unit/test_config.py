@@ -148,8 +148,72 @@ def test_bad_values_name_key_and_source(kwargs, expected):
 
 def test_unknown_key_in_our_file(tmp_path):
     config = write(tmp_path, "ckm.toml", 'cluster_nmae = "typo"\n')
-    with pytest.raises(ConfigError, match=r"unknown key 'cluster_nmae' in config file .*ckm.toml"):
+    with pytest.raises(ConfigError, match=r"unknown key 'cluster_nmae' in config file .*ckm.toml"
+                       r"; did you mean 'cluster_name'\?"):
         load(config_file=config, environ={})
+
+
+def test_misspelt_environment_variable_is_named_with_a_suggestion():
+    loaded = load(environ={"CKM_BROKER": "redis://x", "CKM_STATE_DIR": "/x", "CKM_DOMAIN": "d"})
+    assert loaded.warnings == ("environment variable CKM_BROKER is not a ckm setting, ignored; "
+                               "did you mean 'CKM_BROKER_URL'?",)
+
+
+@pytest.mark.parametrize(("line", "refused"), [
+    ("[DEFAULTS]\nnested_mode = 1", "nested mode"),
+    ("[KUBERNETES]\nip_fabric_forwarding = True", "renumber every pod"),
+])
+def test_upstream_options_that_would_change_the_network_are_refused(tmp_path, line, refused):
+    ini = write(tmp_path, "k.conf", f"{line}\n[VNC]\nnested_mode = 0\n")
+    with pytest.raises(ConfigError, match="cannot honour") as caught:
+        load(config_file=ini, environ={})
+    key, value = line.split("\n")[1].split(" = ")
+    assert refused in str(caught.value) and f"{key} = '{value}'" in str(caught.value)
+
+
+def test_upstream_options_ckm_does_not_carry_over_are_named(tmp_path):
+    ini = write(tmp_path, "k.conf", UPSTREAM_INI + textwrap.dedent("""\
+        [KUBERNETES]
+        ip_fabric_snat = true
+        cluster_project = {'domain': 'default-domain', 'project': 'k8s'}
+        ip_fabric_forwarding = false
+        host_network_service = False
+        api_service_link_local = False
+        kube_timer_interval = 300
+        pod_subnet = 10.0.0.0/8
+        [DEFAULTS]
+        nested_mode = 0
+        global_tags = 0
+        rabbit_server = 192.0.2.7
+        """).replace("[KUBERNETES]", "[KUBERNETES2]").replace("[DEFAULTS]\nnested", "[D2]\nnested"))
+    loaded = load(config_file=ini, environ={})
+    text = "\n".join(loaded.warnings)
+    # each behaviour-changing option that asks for something ckm does not do, and nothing else
+    assert len(loaded.warnings) == 4, text
+    assert "ip_fabric_snat = 'true': not supported: ckm sets up no SNAT" in text
+    assert "cluster_project = " in text and "one project per namespace" in text
+    assert "global_tags = '0': not supported" in text
+    assert "pod_subnet = '10.0.0.0/8': not an upstream kube-manager option, ignored; " \
+           "did you mean 'pod_subnets'?" in text
+    # mapped where ckm has the equivalent
+    assert loaded.settings.resync_interval == 300
+    assert "kube_timer_interval" in loaded.origin("resync_interval")
+
+
+def test_upstream_defaults_that_differ_from_ckm_are_named(tmp_path):
+    ini = write(tmp_path, "k.conf", "[KUBERNETES]\ncluster_name = prod\n")
+    assert load(config_file=ini, environ={}).warnings == (
+        f"{ini}: api_service_link_local is absent, so upstream used True: not supported: "
+        "ckm makes no link-local service for the API server",)
+
+
+def test_cli_prints_upstream_warnings_on_stderr_and_keeps_stdout_parseable(tmp_path):
+    ini = write(tmp_path, "k.conf", "[KUBERNETES]\nip_fabric_snat = True\n"
+                "api_service_link_local = false\n")
+    result = CliRunner().invoke(app, ["--config", str(ini), "config", "show", "--json"], env={})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["cluster_name"]["value"] == "k8s"
+    assert "warning:" in result.stderr and "[KUBERNETES] ip_fabric_snat" in result.stderr
 
 
 def test_bad_value_in_our_file_names_the_file(tmp_path):
@@ -188,7 +252,7 @@ def test_cli_config_show_masks_secrets_and_shows_sources(tmp_path):
         app, ["--config", str(ini), "--set", "cluster_name=cli", "config", "show", "--json"],
         env={"CKM_DOMAIN": "env-domain"})
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.stdout)
     assert shown["cluster_name"] == {"value": "cli", "source": "flag --set cluster_name"}
     assert shown["domain"]["source"] == "env CKM_DOMAIN"
     assert shown["contrail_password"]["value"] == "********"
