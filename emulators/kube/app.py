@@ -40,6 +40,15 @@ class Emulator:
         self.counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.closing = False
         self.node_layer = None
+        self.state = None
+        if options.state_file:
+            from emulators.kube.persistence import StateFile
+
+            self.state = StateFile(options.state_file)
+            restored = self.state.load_into(self.backend)
+            self.state.attach(self.backend)
+            if restored:
+                return
         self._seed()
 
     def _new_backend(self) -> Backend:
@@ -68,6 +77,8 @@ class Emulator:
         self.backend = self._new_backend()
         # Skip one resourceVersion so that every pre-reset one is below the floor (410).
         self.backend.store.rv = self.backend.store.floor = old.rv + 1
+        if self.state is not None:
+            self.state.attach(self.backend)
         self._seed()
         self.counters.clear()
         self.faults.set({"latency": self.options.latency, "unavailable_for": 0})
@@ -160,11 +171,15 @@ def create_app(**options: Any) -> Starlette:
     async def lifespan(app: Starlette):
         emulator.closing = False
         await emulator.start_node_layer()
+        if emulator.state is not None:
+            emulator.state.start()
         try:
             yield
         finally:
             emulator.closing = True
             await emulator.stop_node_layer()
+            if emulator.state is not None:
+                await emulator.state.stop()
 
     routes = [
         *_discovery_routes(), *admin_routes(emulator),

@@ -24,6 +24,8 @@ def run(
     namespace_grace: Annotated[float, typer.Option(
         help="Seconds a deleted namespace stays Terminating.")] = 0.0,
     latency: Annotated[float, typer.Option(help="Seconds of latency added per request.")] = 0.0,
+    state: Annotated[str | None, typer.Option(
+        help="Keep the cluster in this file across restarts.")] = None,
 ) -> None:
     """Serve the Kubernetes API emulator; print the kubeconfig path."""
     from emulators.kube.app import create_app
@@ -32,7 +34,7 @@ def run(
 
     app = create_app(contrail_url=contrail_url, nodes=nodes, history_size=history_size,
                      bookmark_interval=bookmark_interval, namespace_grace=namespace_grace,
-                     latency=latency)
+                     latency=latency, state_file=state)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     path = write_kubeconfig(f"http://{shown_host}:{port}", kubeconfig)
     typer.echo(f"kubeconfig: {path}")

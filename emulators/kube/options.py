@@ -22,6 +22,8 @@ class Options:
     """Seconds a list `continue` token stays valid (then 410 Expired)."""
     kubernetes_service: bool = True
     """Create `default/kubernetes` (ClusterIP .1, port 443) as every real cluster has."""
+    state_file: str | None = None
+    """Keep the cluster in this JSON file across restarts (None: in memory only)."""
 
     # --- faults (also settable at runtime under /_emulator/faults) ---
     latency: float = 0.0

@@ -97,8 +97,12 @@ class Kubelet:
             self.wake.set()
 
     def rescan(self) -> None:
+        taken = set()
         for pod in self.backend.store.objects(PODS):
+            taken.add((pod.get("status") or {}).get("podIP"))
             self.on_event(PODS, Event(0, "ADDED", pod))
+        # A restored cluster's running pods keep their addresses: never hand them out again.
+        self._pod_hosts = (ip for ip in self._pod_hosts if str(ip) not in taken)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
