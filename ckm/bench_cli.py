@@ -16,14 +16,14 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ckm.cli import app
+from ckm.console import console
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private local system.")
 app.add_typer(bench_app, name="bench")
-out = Console()
+out = console()
 
 
 def _wait_idle(context, timeout: float) -> None:

@@ -7,11 +7,11 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 import ckm
+from ckm.console import console
 from config.errors import ConfigError
 from config.loading import Loaded, effective, load
 
@@ -21,7 +21,7 @@ app = typer.Typer(
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -166,7 +166,7 @@ def config_show(
     table = Table("setting", "value", "source", title="ckm effective configuration")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)
 
 
 def main() -> None:

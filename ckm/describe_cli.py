@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ckm.cli import BrokerOption, StateDirOption, app, engine_settings, system_line
+from ckm.console import console
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 def _ago(stamp: float | None) -> str:

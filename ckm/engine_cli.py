@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ckm.cli import (
@@ -20,12 +19,13 @@ from ckm.cli import (
     loaded_settings,
     system_line,
 )
+from ckm.console import console
 
 failed_app = typer.Typer(no_args_is_help=True, help="Failed syncs: keys that could not be synced.")
 app.add_typer(failed_app, name="failed")
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 def _engine(ctx: typer.Context, *, operator: bool = True, **flags):

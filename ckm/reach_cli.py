@@ -11,12 +11,12 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ckm.cli import app, loaded_settings
+from ckm.console import console
 
-out = Console()
+out = console()
 
 
 class Cluster:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ckm.processes import Processes, free_port, wait_until
+from ckm.processes import Processes, free_port, require_free, wait_until
 
 STACK_FILE = "stack.json"
 
@@ -71,40 +73,74 @@ class StackOptions:
     log_level: str = "WARNING"
 
 
-def start(procs: Processes, options: StackOptions) -> StackInfo:
-    """Start every part, wait until each answers, and return where they are."""
+def start(procs: Processes, options: StackOptions,
+          report: Callable[[str, str, float], None] = lambda *_: None) -> StackInfo:
+    """Start every part, wait until each answers, and return where they are.
+
+    `report(part, where, seconds)` is called as each part becomes ready. A port given
+    explicitly that something else holds fails at once (StartError), before anything starts.
+    """
+    for port, what, flag in ((options.kube_port, "the Kubernetes emulator", "--kube-port"),
+                             (options.contrail_port, "the Contrail emulator", "--contrail-port"),
+                             (options.flower_port, "Flower", "--flower-port")):
+        if port:
+            require_free(port, what, flag)
     state = procs.state_dir
+    clock = time.monotonic()
+
+    def ready(part: str, where: str) -> None:
+        nonlocal clock
+        report(part, where, time.monotonic() - clock)
+        clock = time.monotonic()
+
     broker = options.broker or procs.redis()
+    ready("redis", broker)
     contrail = options.contrail_url or procs.contrail(
         options.contrail_port, "--state", str(state / "contrail.db"))
+    ready("contrail", contrail)
     if options.kubeconfig:
         kube_url, kubeconfig = "", options.kubeconfig
     else:
         kubeconfig = str(state / "kubeconfig")
         kube_url = procs.kube(options.kube_port or free_port(), Path(kubeconfig),
-                              "--contrail-url", contrail, "--nodes", str(options.nodes))
+                              "--contrail-url", contrail, "--nodes", str(options.nodes),
+                              "--state", str(state / "kube.json"))
+    ready("kubernetes", kube_url or kubeconfig)
     info = StackInfo(kube_url, contrail, broker, kubeconfig)
     env = {**info.env(), "CKM_LOG_LEVEL": options.log_level, "CKM_STATE_DIR": str(state)}
     watcher_port = free_port()
-    procs.ckm("watcher", "watcher", "--metrics-port", str(watcher_port), env=env)
+    started = {"watcher": procs.ckm("watcher", "watcher", "--metrics-port", str(watcher_port),
+                                    env=env)}
     info.metrics_urls["watcher"] = f"http://127.0.0.1:{watcher_port}/metrics"
     for i in range(options.workers):
         port = free_port()
-        procs.ckm(f"worker-{i}", "worker", "--name", f"worker{i}@%h",
-                  env={**env, "CKM_METRICS_PORT": str(port)})
+        started[f"worker-{i}"] = procs.ckm(f"worker-{i}", "worker", "--name", f"worker{i}@%h",
+                                           env={**env, "CKM_METRICS_PORT": str(port)})
         info.metrics_urls[f"worker-{i}"] = f"http://127.0.0.1:{port}/metrics"
     if options.beat:
-        procs.ckm("beat", "beat", env=env)
+        started["beat"] = procs.ckm("beat", "beat", env=env)
     if options.flower_port is not None:
         port = options.flower_port or free_port()
-        procs.ckm("flower", "flower", "--port", str(port), env=env)
+        started["flower"] = procs.ckm("flower", "flower", "--port", str(port), env=env)
         info.flower_url = f"http://127.0.0.1:{port}"
+    watcher = started["watcher"]
     wait_until(lambda: httpx.get(info.metrics_urls["watcher"].replace(
-        "/metrics", "/readyz")).status_code == 200, "watcher", timeout=60)
+        "/metrics", "/readyz")).status_code == 200, "watcher", watcher, timeout=60,
+        log=procs.log_of(watcher))
+    ready("watcher", "leading, every watch synced")
     for name, url in info.metrics_urls.items():
-        wait_until(lambda u=url: httpx.get(u).status_code == 200, name, timeout=60)
+        wait_until(lambda u=url: httpx.get(u).status_code == 200, name, started[name],
+                   timeout=60, log=procs.log_of(started[name]))
+        if name != "watcher":
+            ready(name, url.removesuffix("/metrics"))
+    if options.beat:
+        if started["beat"].poll() is not None:
+            wait_until(lambda: False, "beat", started["beat"], log=procs.log_of(started["beat"]))
+        ready("beat", "running")
     if info.flower_url:
         wait_until(lambda: httpx.get(info.flower_url + "/healthcheck").status_code in (
-            200, 401), "flower", timeout=60)
+            200, 401), "flower", started["flower"], timeout=60,
+            log=procs.log_of(started["flower"]))
+        ready("flower", info.flower_url)
     info.save(state)
     return info

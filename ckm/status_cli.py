@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from ckm.cli import BrokerOption, StateDirOption, app, engine_settings, system_line
+from ckm.console import console
 
-out = Console()
+out = console()
 
 
 def collect(context) -> dict:

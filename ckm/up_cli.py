@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from ckm.cli import app
+from ckm.console import console
 
-out = Console()
+out = console()
 
 StateDir = Annotated[Path, typer.Option("--state-dir", help="Where logs, state and "
                                         "stack.json live")]
@@ -42,17 +43,29 @@ def up(
     """Run everything on this machine until Ctrl-C: Redis, both emulators, the watcher,
     workers, beat and Flower."""
     from ckm.context import clear_current, set_current
-    from ckm.processes import Processes
-    from ckm.stack import start
+    from ckm.processes import Processes, StartError
+    from ckm.stack import running_stack, start
 
+    if (running := running_stack(state_dir)) is not None:
+        out.print(f"[red]ckm is already up in {state_dir}[/] (pid {running.pid}): stop it "
+                  "first, or pass another --state-dir")
+        raise typer.Exit(1)
     stop = threading.Event()
     with Processes(state_dir) as procs:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, below
-        with out.status("starting ckm ..."):
-            info = start(procs, _options(workers=workers, kube_port=kube_port,
-                                         contrail_port=contrail_port, flower_port=flower_port,
-                                         broker=broker, kubeconfig=kubeconfig,
-                                         contrail_url=contrail_url, nodes=nodes))
+        try:
+            with out.status("starting ckm ..."):
+                info = start(procs, _options(workers=workers, kube_port=kube_port,
+                                             contrail_port=contrail_port,
+                                             flower_port=flower_port, broker=broker,
+                                             kubeconfig=kubeconfig, contrail_url=contrail_url,
+                                             nodes=nodes),
+                             report=lambda part, where, took: out.print(
+                                 f"  [green]ready[/] {part:11} {where}  ({took:.1f}s)",
+                                 highlight=False))
+        except StartError as exc:
+            out.print(f"[bold red]cannot start ckm:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
         set_current(state_dir)  # other `ckm` commands find this stack from anywhere
         out.print(f"[bold green]ckm is up[/] (state in {state_dir}/stack.json; now the "
                   "current context)")
@@ -65,12 +78,10 @@ def up(
         out.print(f"try: KUBECONFIG={info.kubeconfig} kubectl get pods -A -o wide;  "
                   "ckm status;  ckm demo")
         try:
-            while not stop.wait(1.0):
-                dead = [n for n, p in procs.children if p.poll() is not None]
-                if dead:
-                    out.print(f"[red]stopped unexpectedly:[/] {', '.join(dead)} "
-                              f"(see {state_dir}/<name>.log)")
-                    raise typer.Exit(1)
+            # A child that dies is restarted with backoff; the rest keep running.
+            while not stop.wait(0.5):
+                procs.supervise(lambda line: out.print(f"[yellow]{escape(line)}[/]",
+                                                       highlight=False))
         except KeyboardInterrupt:
             pass
         out.print("stopping ...")

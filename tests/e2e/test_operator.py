@@ -64,3 +64,77 @@ def test_up_status_metrics_flower_demo_and_clean_stop(tmp_path):
     time.sleep(0.5)
     leftover = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def test_up_with_a_taken_port_fails_at_once_naming_it(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "ckm", "up", "--state-dir", str(tmp_path / "s"),
+             "--flower-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"port {port} for Flower is already in use" in done.stdout
+    assert "--flower-port 0" in done.stdout and "ckm is up" not in done.stdout
+    assert not (tmp_path / "s" / "stack.json").exists()
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "s")], capture_output=True,
+                              text=True)
+    assert leftover.stdout.strip() == ""  # it started nothing
+
+
+def test_up_restarts_a_killed_child_and_the_emulated_cluster_keeps_its_state(tmp_path):
+    import kubernetes.client as k8s
+    from kubernetes import config
+
+    state, log = tmp_path / "state", (tmp_path / "up.out").open("w")
+    up = subprocess.Popen([sys.executable, "-m", "ckm", "up", "--state-dir", str(state),
+                           "--workers", "1", "--flower-port", "0"], stdout=log,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def output() -> str:
+        return (tmp_path / "up.out").read_text()
+
+    def child(pattern: str) -> int:
+        found = subprocess.run(["pgrep", "-P", str(up.pid), "-f", pattern],
+                               capture_output=True, text=True).stdout.split()
+        return int(found[0]) if len(found) == 1 else 0
+
+    def synced(namespace: str) -> bool:
+        projects = httpx.get(stack["contrail_url"] + "/projects").json()["projects"]
+        return any(p["fq_name"][-1] == f"k8s-{namespace}" for p in projects)
+
+    try:
+        stack = wait_for(lambda: (state / "stack.json").is_file() and json.loads(
+            (state / "stack.json").read_text()), timeout=90, what="stack.json")
+        assert "ready watcher" in output() and "ready flower" in output()
+        core = k8s.CoreV1Api(config.new_client_from_config(stack["kubeconfig"]))
+        core.create_namespace({"metadata": {"name": "before"}})
+        wait_for(lambda: synced("before"), what="namespace before synced")
+        time.sleep(1)  # the emulator writes its state file at most every 0.5 s
+
+        worker, kube = child("worker0@"), child("emulate kube")
+        assert worker and kube
+        os.kill(worker, signal.SIGKILL)
+        os.kill(kube, signal.SIGKILL)
+        wait_for(lambda: "worker-0 restarted" in output() and "kube-emulator restarted"
+                 in output(), timeout=30, what="both restarted")
+        assert "worker-0 exited with code -9" in output()
+        assert up.poll() is None  # the rest of the stack kept running
+
+        def names() -> list[str] | None:
+            try:
+                return [n.metadata.name for n in core.list_namespace().items]
+            except Exception:
+                return None
+
+        names = wait_for(names, what="the restarted emulator")
+        assert "before" in names  # the cluster kept its state
+        core.create_namespace({"metadata": {"name": "after"}})
+        wait_for(lambda: synced("after"), timeout=60, what="namespace after synced")
+    finally:
+        os.killpg(up.pid, signal.SIGTERM)
+        up.wait(timeout=60)
+    assert up.returncode == 0, output()
