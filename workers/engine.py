@@ -145,10 +145,10 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
         metrics.STALE_FINISHES.inc()
         log.warning("key %s: run ended after losing its lease (%s); discarded", key, outcome)
         return "fenced"
-    # A run waiting for another key (NotReady) is normal ordering, not a failure, until it
-    # has waited long enough to be a failed sync; only failures show red in Flower.
-    waiting = outcome == "not-ready" and context.failures.get(key) is None
-    if error is not None and raise_failures and not waiting:
+    # Only a failed sync shows red in Flower: a brief error being retried, or a run waiting
+    # for another key (NotReady), is normal life until it has lasted `max_attempts` runs.
+    if error is not None and raise_failures and outcome != "fenced" \
+            and context.failures.get(key) is not None:
         then = "not retried until it changes" if retry_in is None else \
             f"retrying in {retry_in:.2f}s"
         raise SyncFailed(f"{key}: {type(error).__name__}: {error} ({then})") from error

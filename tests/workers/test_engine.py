@@ -96,6 +96,23 @@ def test_transient_errors_retry_with_backoff_then_become_failed_then_recover(mak
     assert context.failures.attempts("namespace/flaky") == 0
 
 
+def test_flower_shows_a_brief_error_green_and_a_failed_sync_red(make_context, contrail_url):
+    """The Celery task raises (FAILURE in Flower) only once the key is a failed sync."""
+    context = make_context(contrail_url, max_attempts=2)
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "flaky")
+    httpx.put(f"{contrail_url}/_emulator/faults", json={"outage_seconds": 60})
+    try:
+        context.queue.enqueue(["namespace/flaky"])
+        assert run_key(context, "namespace/flaky", lambda *_: None,
+                       raise_failures=True) == "error"          # attempt 1: retried, green
+        context.queue.enqueue(["namespace/flaky"])
+        with pytest.raises(SyncFailed, match=r"namespace/flaky: .*Unavailable.*retrying in"):
+            run_key(context, "namespace/flaky", lambda *_: None, raise_failures=True)
+    finally:
+        httpx.put(f"{contrail_url}/_emulator/faults", json={"outage_seconds": 0})
+
+
 def test_gc_deletes_orphans_only(context):
     run(context, CLUSTER_KEY)
     for kind in KINDS:
