@@ -167,58 +167,24 @@ def retry(ctx: typer.Context,
           broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Reset the backoff of keys (or of every failed sync) and run them now (even a key
     that looks queued: its message may have been lost)."""
-    from workers.dispatch import retry as send_again
+    from workers import reconcilers  # noqa: F401  (registers every sync)
+    from workers.manual import problem, retry_keys
 
     if not keys and not all_failed:
         raise typer.BadParameter("name keys or use --all-failed")
-    bad = [f"{key}: {problem}" for key in keys or [] if (problem := _not_a_key(key))]
+    bad = [f"{key}: {why}" for key in keys or [] if (why := problem(key))]
     if bad:
         err.print("[bold red]not retried:[/] " + "; ".join(bad), highlight=False)
         raise typer.Exit(2)
     celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
-    chosen = list(dict.fromkeys([*(keys or []),
-                                 *([f.key for f in context.failures.all()] if all_failed
-                                   else [])]))
-    if not chosen:
+    done = retry_keys(celery_app, context, keys or [], all_failed=all_failed)
+    if not done.queued:
         out.print("nothing to retry: no failed syncs")
         return
-    for key in chosen:
-        if not _seen(context, key):
-            out.print(f"note: ckm has no stored object for {key}: it runs, and removes what "
-                      "it may have made", style="yellow", highlight=False)
-        context.failures.clear(key)
-    send_again(celery_app, context.queue, chosen)
-    out.print(f"queued {len(chosen)} key(s)")
-
-
-def _not_a_key(text: str) -> str | None:
-    from tasks.keys import Key
-    from workers import reconcilers  # noqa: F401  (registers every sync)
-    from workers.syncs import sync_for
-
-    try:
-        key = Key.parse(text)
-    except ValueError as exc:
-        return str(exc)
-    try:
-        sync_for(str(key))
-    except (KeyError, ValueError):
-        return f"no key kind {key.kind!r}"
-    return None
-
-
-def _seen(context, key: str) -> bool:
-    """Is the object the key is about in the store (or the key not about one object)?"""
-    from tasks.keys import Key
-    from workers.kube import KEY_OBJECTS
-
-    parsed = Key.parse(key)
-    target = KEY_OBJECTS.get(parsed.kind)
-    if target is None:
-        return True
-    kind = target[0]
-    return context.store.get(kind, "" if kind == "Namespace" else parsed.namespace,
-                             parsed.name) is not None
+    for key in done.unseen:
+        out.print(f"note: ckm has no stored object for {key}: it runs, and removes what "
+                  "it may have made", style="yellow", highlight=False)
+    out.print(f"queued {len(done.queued)} key(s)")
 
 
 @app.command()

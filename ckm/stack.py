@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ class StackInfo:
     broker_url: str
     kubeconfig: str
     flower_url: str | None = None
+    flower_auth_file: str | None = None  # user:password for Flower's pages and API
     metrics_urls: dict[str, str] = field(default_factory=dict)
     pid: int = field(default_factory=os.getpid)
 
@@ -57,6 +59,17 @@ def running_stack(state_dir: Path) -> StackInfo | None:
     except OSError:
         return None
     return info
+
+
+def flower_auth(state_dir: Path) -> Path:
+    """Flower's `ckm:<random>` credentials, made once per state dir and readable only by
+    their owner. Flower's REST API (how to retry a sync without a shell) needs them."""
+    path = state_dir / "flower-auth"
+    if not path.is_file():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"ckm:{secrets.token_urlsafe(18)}")
+    return path
 
 
 @dataclass
@@ -121,8 +134,10 @@ def start(procs: Processes, options: StackOptions,
         started["beat"] = procs.ckm("beat", "beat", env=env)
     if options.flower_port is not None:
         port = options.flower_port or free_port()
-        started["flower"] = procs.ckm("flower", "flower", "--port", str(port), env=env)
-        info.flower_url = f"http://127.0.0.1:{port}"
+        auth = flower_auth(state)
+        started["flower"] = procs.ckm("flower", "flower", "--port", str(port),
+                                      env={**env, "CKM_FLOWER_BASIC_AUTH": auth.read_text()})
+        info.flower_url, info.flower_auth_file = f"http://127.0.0.1:{port}", str(auth)
     watcher = started["watcher"]
     wait_until(lambda: httpx.get(info.metrics_urls["watcher"].replace(
         "/metrics", "/readyz")).status_code == 200, "watcher", watcher, timeout=60,

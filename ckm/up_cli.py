@@ -73,6 +73,9 @@ def up(
                              ("kubeconfig", info.kubeconfig), ("contrail", info.contrail_url),
                              ("redis", info.broker_url), ("flower", info.flower_url)):
             out.print(f"  {label:11} {value}")
+        if info.flower_auth_file:
+            out.print(f"  flower auth user ckm, password in {info.flower_auth_file}  "
+                      f"(curl -u \"$(cat {info.flower_auth_file})\" ...)", highlight=False)
         for name, url in info.metrics_urls.items():
             out.print(f"  metrics     {url}  ({name})")
         out.print(f"try: KUBECONFIG={info.kubeconfig} kubectl get pods -A -o wide;  "

@@ -1,7 +1,9 @@
-"""/healthz, /readyz and /metrics over plain HTTP, for probes and Prometheus."""
+"""/healthz, /readyz and /metrics over plain HTTP, for probes and Prometheus, plus any
+read-only JSON pages a process adds (a worker serves /failed)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,10 +12,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
 def serve_health(port: int, *, healthy: Callable[[], bool], ready: Callable[[], bool],
-                 host: str = "0.0.0.0") -> ThreadingHTTPServer:
+                 host: str = "0.0.0.0",
+                 pages: dict[str, Callable[[], object]] | None = None) -> ThreadingHTTPServer:
+    pages = pages or {}
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            if self.path == "/metrics":
+            if self.path in pages:
+                try:
+                    body, status = json.dumps(pages[self.path](), indent=1).encode(), 200
+                except Exception as exc:  # Redis away: say so, keep serving
+                    body, status = json.dumps({"error": str(exc)}).encode(), 503
+                kind = "application/json"
+            elif self.path == "/metrics":
                 body, status, kind = generate_latest(), 200, CONTENT_TYPE_LATEST
             elif self.path in ("/healthz", "/readyz"):
                 ok = healthy() if self.path == "/healthz" else ready()

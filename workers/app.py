@@ -10,6 +10,7 @@ import logging
 
 from celery import Celery, signals
 from celery.worker.request import Request
+from kombu import Queue
 from kombu.transport import redis as kombu_redis
 
 from config.celeryconfig import celery_options
@@ -18,7 +19,7 @@ from workers import reconcilers  # noqa: F401  (registers the syncs)
 from workers.dispatch import enqueue, retry, send
 from workers.engine import run_key
 from workers.queue import NORMAL
-from workers.syncs import SYNCS
+from workers.syncs import SYNCS, URGENT_QUEUE, queues
 
 log = logging.getLogger("ckm.worker")
 app = Celery("ckm")
@@ -34,6 +35,11 @@ kombu_redis.QoS.restore_at_shutdown = False
 
 def configure(settings) -> Celery:
     app.conf.update(celery_options(settings))
+    # Every ckm queue is declared, so Flower's Broker page lists them from its first load;
+    # a task sent by hand with no queue (Flower's API) goes to the urgent queue, which
+    # every worker consumes first.
+    app.conf.update(task_queues=[Queue(name) for name in queues()],
+                    task_default_queue=URGENT_QUEUE)
     return app
 
 
@@ -81,6 +87,17 @@ def _make_task(task_name: str):
 TASKS = {sync.task: _make_task(sync.task) for sync in SYNCS.values()}
 
 
+@app.task(name="ckm.retry")
+def retry_by_hand(*keys: str, all_failed: bool = False) -> dict:
+    """An operator's retry (Flower: POST /api/task/async-apply/ckm.retry with
+    {"args": [KEY, ...]} or {"kwargs": {"all_failed": true}}): clear each key's failure and
+    backoff and run it now, through the queue. A string that is not a key fails the task."""
+    from workers.manual import retry_keys
+
+    done = retry_keys(app, contexts.current(), keys, all_failed=all_failed)
+    return {"queued": done.queued, "no_stored_object": done.unseen}
+
+
 @app.task(name="ckm.resync", ignore_result=True)
 def resync_all(kind: str | None = None) -> dict:
     """Full resync (every stored key, at low priority) and garbage collection."""
@@ -104,7 +121,14 @@ def _start_helpers(sender=None, **_):
     watch.start()
     if context.settings.metrics_port:
         serve_health(context.settings.metrics_port, healthy=watch.healthy,
-                     ready=watch.healthy)
+                     ready=watch.healthy, pages={"/failed": lambda: _failed(context)})
+
+
+def _failed(context) -> list[dict]:
+    """Every failed sync and why (a worker's /failed page), without tracebacks."""
+    return [{"key": f.key, "error": f.error, "attempts": f.attempts,
+             "first_failed": f.first_failed, "last_failed": f.last_failed,
+             "retrying": not f.permanent} for f in context.failures.all()]
 
 
 configure(contexts.current().settings)

@@ -56,6 +56,7 @@ def test_up_status_metrics_flower_demo_and_clean_stop(tmp_path):
             for series in WATCHER_SERIES if name == "watcher" else WORKER_SERIES:
                 assert series in text, (name, series)
         assert httpx.get(stack["flower_url"] + "/healthcheck").text == "OK"
+        check_flower_and_failed_syncs(stack)
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         output, _ = up.communicate(timeout=60)
@@ -64,6 +65,48 @@ def test_up_status_metrics_flower_demo_and_clean_stop(tmp_path):
     time.sleep(0.5)
     leftover = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def check_flower_and_failed_syncs(stack: dict) -> None:
+    """Flower under the auth `ckm up` made: the ckm queues on the Broker page, a failed sync
+    red with its key as argument, the retry through the REST API; the worker's /failed."""
+    import kubernetes.client as k8s
+    from kubernetes import config
+
+    flower, auth = stack["flower_url"], tuple(
+        open(stack["flower_auth_file"]).read().split(":", 1))
+    broker = httpx.get(flower + "/broker", auth=auth)
+    assert broker.status_code == 200
+    for queue in ("ckm.urgent", "ckm.pod", "ckm.namespace", "ckm.policy", "ckm.resync"):
+        assert queue in broker.text, queue
+
+    core = k8s.CoreV1Api(config.new_client_from_config(stack["kubeconfig"]))
+    core.create_namespace({"metadata": {"name": "oops", "annotations": {
+        "opencontrail.org/isolation": "ture"}}})
+    worker = stack["metrics_urls"]["worker-0"].replace("/metrics", "/failed")
+    failed = wait_for(lambda: [f for f in httpx.get(worker).json()
+                               if f["key"] == "namespace/oops"], what="/failed lists it")
+    assert "isolation" in failed[0]["error"] and failed[0]["retrying"] is False
+
+    def runs(state: str | None = None) -> list[dict]:
+        tasks = httpx.get(flower + "/api/tasks", auth=auth, params={
+            "taskname": "ckm.sync_namespace", **({"state": state} if state else {})}).json()
+        return [t for t in tasks.values() if "namespace/oops" in t["args"]]
+
+    red = wait_for(lambda: runs("FAILURE"), what="the failed sync red in Flower")
+    assert "BadInput" in red[0]["exception"]
+    before = len(runs())
+
+    apply = flower + "/api/task/async-apply/ckm.retry"
+    assert httpx.post(apply, json={"args": ["namespace/oops"]}).status_code == 401
+    sent = httpx.post(apply, json={"args": ["namespace/oops"]}, auth=auth)
+    assert sent.status_code == 200, sent.text
+    info = f"{flower}/api/task/info/{sent.json()['task-id']}"
+    done = wait_for(lambda: (task := httpx.get(info, auth=auth).json()).get(
+        "state") == "SUCCESS" and task, what="ckm.retry done")
+    assert "'queued': ['namespace/oops']" in done["result"]
+    wait_for(lambda: len(runs()) > before, what="the key ran again")
+    core.delete_namespace("oops")
 
 
 def test_up_with_a_taken_port_fails_at_once_naming_it(tmp_path):
