@@ -4,11 +4,26 @@ read-only JSON pages a process adds (a worker serves /failed)."""
 from __future__ import annotations
 
 import json
+import platform
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import celery
+from prometheus_client import CONTENT_TYPE_LATEST, Info, generate_latest
+
+
+def _version() -> str:
+    try:  # the installed distribution; this package does not import the `ckm` CLI package
+        return metadata.version("ckm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD = Info("ckm_build", "Which ckm this process runs (ckm_build_info, always 1)")
+BUILD.info({"version": _version(), "python": platform.python_version(),
+            "celery": celery.__version__})
 
 
 def serve_health(port: int, *, healthy: Callable[[], bool], ready: Callable[[], bool],

@@ -68,6 +68,12 @@ class Reflector:
                  on_bad_object: BadObject | None = None,
                  on_listed: Callable[[], None] | None = None):
         self.kind, self.list_fn, self.store, self.enqueue = kind, list_fn, store, enqueue
+        # Every series exists from the start, at 0: a dashboard shows 0, not "no data".
+        for counter in (metrics.RELISTS, metrics.GONE, metrics.STREAM_ERRORS,
+                        metrics.BAD_OBJECTS, metrics.STORE_LOST):
+            counter.labels(kind)
+        for event in ("ADDED", "MODIFIED", "DELETED"):
+            metrics.EVENTS.labels(kind, event)
         self.app_label = app_label
         self.project = PROJECTIONS[kind]
         self.page_size, self.watch_timeout = page_size, watch_timeout

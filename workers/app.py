@@ -10,7 +10,7 @@ import logging
 
 from celery import Celery, signals
 from celery.worker.request import Request
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
 from config.celeryconfig import celery_options
@@ -38,7 +38,10 @@ def configure(settings) -> Celery:
     # Every ckm queue is declared, so Flower's Broker page lists them from its first load;
     # a task sent by hand with no queue (Flower's API) goes to the urgent queue, which
     # every worker consumes first.
-    app.conf.update(task_queues=[Queue(name) for name in queues()],
+    # Each queue has its own direct exchange and routing key, as Celery makes for a queue it
+    # was not told about: a shared one would copy every message into every queue.
+    app.conf.update(task_queues=[Queue(name, Exchange(name), routing_key=name)
+                                 for name in queues()],
                     task_default_queue=URGENT_QUEUE)
     return app
 

@@ -35,6 +35,7 @@ class ConsumerWatch(threading.Thread):
         self.running = 0
         self.consuming = True
         self._lock = threading.Lock()
+        metrics.CONSUMING.set(1)  # until judged otherwise
         signals.task_prerun.connect(self._taken, weak=False)
         signals.task_postrun.connect(self._done, weak=False)
 
@@ -51,12 +52,12 @@ class ConsumerWatch(threading.Thread):
         return self.consuming
 
     def run(self) -> None:
-        while True:
-            time.sleep(self.period)
+        while True:  # judged at once, so `ckm status` and ckm_workers_up see a new worker
             try:
                 self.judge()
             except Exception as exc:  # Redis down: no verdict this round
                 log.info("consumer check skipped: %s", exc)
+            time.sleep(self.period)
 
     def judge(self) -> bool:
         waiting = sum(self.context.redis.llen(q) for q in queues())

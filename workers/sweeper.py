@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
 from workers import metrics
 from workers.backoff import delay
 from workers.context import Context
 from workers.engine import Send
+from workers.liveness import workers_seen
 from workers.queue import NORMAL, RESYNC, URGENT
 
 log = logging.getLogger("ckm.sweeper")
 LOCK = "ckm:sweeper"
+MEASURE_EVERY = 1.0  # seconds between measurements of the cluster-wide gauges
 
 
 class Sweeper(threading.Thread):
@@ -32,6 +35,7 @@ class Sweeper(threading.Thread):
         self.context, self.send, self.period = context, send, period
         self.token = uuid.uuid4().hex
         self.stopped = threading.Event()
+        self.measured = 0.0
 
     def run(self) -> None:
         while not self.stopped.wait(self.period):
@@ -58,7 +62,7 @@ class Sweeper(threading.Thread):
             attempts = failures.attempt(key)
             log.warning("key %s: its worker died mid-run (attempt %d)", key, attempts)
             if attempts >= settings.max_attempts:
-                failures.record(key, error="worker lost while running this key",
+                failures.record(key, error="WorkerLost: its worker died while running it",
                                 traceback="", attempts=attempts, permanent=False)
             queue.schedule(key, delay(attempts, base=settings.backoff_base,
                                       cap=settings.backoff_cap))
@@ -75,7 +79,18 @@ class Sweeper(threading.Thread):
             if keys:
                 log.info("enqueueing %d key(s) a watcher stored but did not enqueue", len(keys))
                 self.send(queue.enqueue(keys, lane), lane)
-        depths = queue.depths()
-        for state in ("queued", "processing", "delayed"):
-            metrics.QUEUE_DEPTH.labels(state).set(getattr(depths, state))
-        metrics.FAILED_SYNCS.set(failures.count())
+        if time.monotonic() - self.measured >= MEASURE_EVERY:
+            self.measure()
+
+    def measure(self) -> None:
+        """The cluster-wide gauges this process exports while it sweeps."""
+        depths = self.context.queue.depths()
+        seen = workers_seen(self.context)
+        metrics.CLUSTER.update(
+            depths={state: getattr(depths, state)
+                    for state in ("queued", "processing", "delayed")},
+            failed_by_reason=metrics.failed_by_reason(
+                f.error for f in self.context.failures.all()),
+            workers_up=len(seen),
+            workers_consuming=sum(1 for w in seen.values() if w["consuming"]))
+        self.measured = time.monotonic()

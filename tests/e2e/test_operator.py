@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,11 +18,15 @@ from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-WATCHER_SERIES = ("ckm_watch_events_total", "ckm_watch_relists_total", "ckm_watch_gone_total",
-                  "ckm_watch_last_event_timestamp_seconds", "ckm_watcher_leader")
+WATCHER_SERIES = ("ckm_watch_events_total", "ckm_watch_relists_total",
+                  'ckm_watch_gone_total{kind="Pod"} 0.0',  # at 0, not absent, until a 410
+                  'ckm_watch_stream_errors_total{kind="NetworkPolicy"}',
+                  "ckm_watch_last_event_timestamp_seconds", "ckm_watcher_leader",
+                  'ckm_build_info{celery=')
 WORKER_SERIES = ("ckm_reconciles_total", "ckm_reconcile_seconds", "ckm_sync_latency_seconds",
                  "ckm_contrail_calls_total", "ckm_contrail_call_seconds", "ckm_failed_syncs",
-                 "ckm_queue_depth")
+                 "ckm_queue_depth", "ckm_failed_syncs_by_reason", "ckm_workers_up 1.0",
+                 "ckm_workers_consuming 1.0", 'ckm_build_info{celery=')
 
 
 def ckm(*args, state_dir, check=True):
@@ -52,9 +57,9 @@ def test_up_status_metrics_flower_demo_and_clean_stop(tmp_path):
         demo = ckm("demo", "--state-dir", str(state), state_dir=state)
         assert "demo passed" in demo.stdout and "16/16 checks" in demo.stdout
         for name, url in stack["metrics_urls"].items():
-            text = httpx.get(url).text
             for series in WATCHER_SERIES if name == "watcher" else WORKER_SERIES:
-                assert series in text, (name, series)
+                wait_for(lambda u=url, s=series: s in httpx.get(u).text, timeout=10,
+                         what=f"{series} on {name}")
         assert httpx.get(stack["flower_url"] + "/healthcheck").text == "OK"
         check_flower_and_failed_syncs(stack)
     finally:
@@ -74,7 +79,7 @@ def check_flower_and_failed_syncs(stack: dict) -> None:
     from kubernetes import config
 
     flower, auth = stack["flower_url"], tuple(
-        open(stack["flower_auth_file"]).read().split(":", 1))
+        Path(stack["flower_auth_file"]).read_text().split(":", 1))
     broker = httpx.get(flower + "/broker", auth=auth)
     assert broker.status_code == 200
     for queue in ("ckm.urgent", "ckm.pod", "ckm.namespace", "ckm.policy", "ckm.resync"):

@@ -190,11 +190,34 @@ def test_keda_scales_the_workers_on_real_queues(keda_docs):
         assert trigger["authenticationRef"]["name"] == auth
 
 
+def exported() -> set[str]:
+    """Every series name ckm exports (the cluster-wide ones as their sweeper exports them)."""
+    import watcher.health  # noqa: F401  (ckm_build_info)
+
+    workers.metrics.CLUSTER.update(depths={"queued": 0}, failed_by_reason={"BadInput": 1},
+                                   workers_up=1, workers_consuming=1)
+    return {name for metric in REGISTRY.collect() for name in (
+        metric.name, f"{metric.name}_total", f"{metric.name}_bucket", f"{metric.name}_info")}
+
+
 def test_dashboard_queries_series_that_ckm_exports():
     dashboard = json.loads((ROOT / "deploy/grafana/ckm-dashboard.json").read_text())
-    exported = {name for metric in REGISTRY.collect() for name in (
-        metric.name, f"{metric.name}_total", f"{metric.name}_bucket")}
+    exported_names = exported()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             for name in re.findall(r"\bckm_[a-z_]+", target["expr"]):
-                assert name in exported, (panel["title"], name)
+                assert name in exported_names, (panel["title"], name)
+
+
+def test_alert_rules_watch_what_an_operator_must_know_on_real_series():
+    rules = of(render("deploy/kubernetes/overlays/monitoring"), "PrometheusRule")[0]
+    alerts = {rule["alert"]: rule for group in rules["spec"]["groups"]
+              for rule in group["rules"]}
+    assert set(alerts) >= {"CkmFailedSyncsGrowing", "CkmNoWorkerConsuming",
+                           "CkmWatchStreamDown", "CkmSyncLatencyHigh"}
+    names = exported()
+    for name, rule in alerts.items():
+        assert rule["for"] and rule["labels"]["severity"] in ("warning", "critical"), name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        for series in re.findall(r"\bckm_[a-z_]+", rule["expr"]):
+            assert series in names, (name, series)

@@ -55,6 +55,19 @@ def test_keys_sync_and_many_updates_collapse_into_one_run(celery_stack):
     assert [r["outcome"] for r in busy_runs] in (["done"], ["done", "not-ready"])
 
 
+def test_a_message_lands_in_its_own_queue_only(celery_stack):
+    """Every ckm queue is declared (Flower lists them) with its own exchange: a shared one
+    would copy each message into every queue."""
+    from workers.syncs import queues
+
+    with celery_stack.app.connection_for_write() as connection:  # as a worker declares them
+        for queue in celery_stack.app.amqp.queues.values():
+            queue.bind(connection.default_channel).declare()
+    celery_stack.enqueue(["port/shop/web-1"])
+    lengths = {name: celery_stack.context.redis.llen(name) for name in queues()}
+    assert lengths == {name: int(name == "ckm.pod") for name in queues()}
+
+
 def test_one_key_never_runs_twice_at_once_across_workers(celery_stack):
     for _ in range(2):
         celery_stack.start_worker(concurrency=4)
