@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from ckm.cli import BrokerOption, StateDirOption, app, engine_settings, system_line
@@ -20,7 +21,7 @@ out = console()
 
 def collect(context) -> dict:
     """One snapshot of the engine's state (Redis reads and one Contrail home-page GET)."""
-    from watcher.main import LEADER_KEY
+    from watcher.main import LEADER_KEY, STREAMS_KEY
     from workers import reconcilers  # noqa: F401  (registers every sync and its queue)
     from workers.liveness import workers_seen
     from workers.resync import LAST
@@ -44,8 +45,30 @@ def collect(context) -> dict:
         "contrail_healthy": _contrail_answers(context.settings.contrail_urls),
         "contrail_urls": context.settings.contrail_urls,
         "workers": workers_seen(context),
+        "streams": {kind: json.loads(raw) for kind, raw in sorted(
+            r.hgetall(STREAMS_KEY).items())},
+        "rates": rates(context),
         "store_complete": context.store.complete(),
     }
+
+
+RATE_WINDOW = 60.0
+
+
+def rates(context) -> dict:
+    """Runs per second over the last minute, from the engine's run log (newest first)."""
+    from workers.engine import RUNS
+
+    since, runs, done, errors = time.time() - RATE_WINDOW, 0, 0, 0
+    for raw in context.redis.lrange(RUNS, 0, 5000):
+        run = json.loads(raw)
+        if run["end"] < since:
+            break
+        runs += 1
+        done += run["outcome"] == "done"
+        errors += run["outcome"] in ("error", "bad-input")
+    return {"window_seconds": RATE_WINDOW, "runs": runs, "done": done, "errors": errors,
+            "runs_per_second": round(runs / RATE_WINDOW, 2)}
 
 
 def _contrail_answers(urls: list[str]) -> bool:
@@ -87,7 +110,25 @@ def _table(state: dict) -> Table:
              else "[red]unreachable[/]"))
     for label, value in rows:
         table.add_row(label, str(value))
+    r = state["rates"]
+    table.add_row("runs, last minute", f"{r['runs']} ({r['runs_per_second']}/s): {r['done']} "
+                  f"done, {r['errors']} errors")
+    if not state["streams"]:
+        table.add_row("watch streams", "[red]none reported (no leader?)[/]")
+    for kind, stream in state["streams"].items():
+        table.add_row(f"watch {kind}", _stream(stream))
     return table
+
+
+def _stream(stream: dict) -> str:
+    if not stream["healthy"]:
+        return f"[red]failing: {escape(stream['error'])}[/]"
+    state = "[green]healthy[/]" if stream["listed"] else "[yellow]listing[/]"
+    if stream["error"]:
+        state += f" [yellow](retrying: {escape(stream['error'])})[/]"
+    last = stream["last_event_at"]
+    ago = f"last {time.time() - last:.0f}s ago" if last else "no event yet"
+    return f"{state} · {stream['events']} events, {ago} · {stream['relists']} relists"
 
 
 @app.command()

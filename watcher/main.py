@@ -8,6 +8,7 @@ is abandoned to the fence.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from watcher.store import DesiredStore
 
 log = logging.getLogger("ckm.watcher")
 LEADER_KEY = "ckm:leader"
+STREAMS_KEY = "ckm:streams"  # kind -> the leader's view of its watch stream, for `ckm status`
 
 
 class Watcher:
@@ -109,11 +111,25 @@ class Watcher:
         if leader:  # for `ckm status`: who leads, seen without a Kubernetes call
             self.store.redis.set(LEADER_KEY, self.identity,
                                  ex=max(2, int(self.renew_seconds * 3)))
+            failing = self.failing()
             for reflector in self.reflectors:
                 reflector.verify_store()
                 metrics.STREAM_HEALTHY.labels(reflector.kind).set(
-                    0 if reflector.kind in self.failing() else 1)
+                    0 if reflector.kind in failing else 1)
+            self._report_streams(failing)
             self._mark_complete()
+
+    def _report_streams(self, failing: dict[str, str]) -> None:
+        streams = {r.kind: json.dumps({
+            "healthy": r.kind not in failing, "listed": r.listed, "events": r.events,
+            "relists": r.relists, "last_event_at": r.last_event_at,
+            "error": r.last_error if r.failing_since is not None else ""})
+            for r in self.reflectors}
+        if not streams:
+            return
+        self.store.redis.pipeline(transaction=False).delete(STREAMS_KEY).hset(
+            STREAMS_KEY, mapping=streams).expire(
+            STREAMS_KEY, max(2, int(self.renew_seconds * 3))).execute()
 
     def _start(self) -> None:
         self.term = self.store.claim_term()

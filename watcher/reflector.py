@@ -84,6 +84,8 @@ class Reflector:
         self.listed = False  # the store holds a full list under this reflector's generation
         self.failing_since: float | None = None  # for health: the stream keeps failing
         self.last_error = ""
+        self.events = self.relists = 0  # for `ckm status`, since this reflector started
+        self.last_event_at: float | None = None  # wall clock
         self._response = None
         self._lost = False
 
@@ -172,6 +174,7 @@ class Reflector:
     # --- list ----------------------------------------------------------------------------------
     def relist(self) -> None:
         metrics.RELISTS.labels(self.kind).inc()
+        self.relists += 1
         stored = self.store.hashes(self.kind)
         seen: set[str] = set()
         token, version = None, ""
@@ -226,6 +229,7 @@ class Reflector:
             raise ApiException(status=obj.get("code"), reason=obj.get("message"))
         metrics.EVENTS.labels(self.kind, kind).inc()
         metrics.LAST_EVENT.labels(self.kind).set_to_current_time()
+        self.events, self.last_event_at = self.events + 1, time.time()
         rv = (obj.get("metadata") or {}).get("resourceVersion") or ""
         if kind in ("ADDED", "MODIFIED"):
             handled = self._guarded(obj, lambda: self.upsert(obj, self.project(obj), rv=rv))

@@ -56,6 +56,15 @@ def test_up_status_metrics_flower_demo_and_clean_stop(tmp_path):
                  what="a watcher leader")
         demo = ckm("demo", "--state-dir", str(state), state_dir=state)
         assert "demo passed" in demo.stdout and "16/16 checks" in demo.stdout
+        status = json.loads(ckm("status", "--json", state_dir=state).stdout)
+        assert set(status["streams"]) == {"Namespace", "Pod", "Service", "EndpointSlice",
+                                          "Ingress", "NetworkPolicy", "Node"}
+        pods = status["streams"]["Pod"]
+        assert pods["healthy"] and pods["listed"] and pods["events"] > 0 and not pods["error"]
+        assert status["rates"]["runs"] > 0 and status["rates"]["done"] > 0
+        assert [w["consuming"] for w in status["workers"].values()] == [True]
+        table = ckm("status", state_dir=state).stdout
+        assert "watch Pod" in table and "healthy" in table and "runs, last minute" in table
         for name, url in stack["metrics_urls"].items():
             for series in WATCHER_SERIES if name == "watcher" else WORKER_SERIES:
                 wait_for(lambda u=url, s=series: s in httpx.get(u).text, timeout=10,

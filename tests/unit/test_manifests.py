@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import watcher.metrics  # noqa: F401  (registers the watcher's series)
-import workers.metrics  # noqa: F401
+import workers.metrics
 from config.settings import Settings
 from contrail import transport  # noqa: F401
 from tests.unit.test_deployment import resolve
