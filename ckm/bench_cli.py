@@ -24,12 +24,14 @@ from ckm.console import console
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private local system.")
 app.add_typer(bench_app, name="bench")
 out = console()
+err = console(stderr=True)  # progress bars: stdout keeps only the results
 
 
-def _wait_idle(context, timeout: float) -> None:
-    from workers.status import wait_idle
+def _wait_idle(context, timeout: float, label: str = "keys left") -> None:
+    from ckm.progress import wait_pending
+    from workers.status import pending
 
-    if wait_idle(context, timeout):
+    if wait_pending(lambda: pending(context), timeout, console=err, label=label):
         raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
 
 
@@ -40,7 +42,7 @@ def _phase(name, context, contrail_url, keys, action, timeout) -> dict:
     httpx.post(f"{contrail_url}/_emulator/counters/reset").raise_for_status()
     started = time.perf_counter()
     action()
-    _wait_idle(context, timeout)
+    _wait_idle(context, timeout, label=name)
     elapsed = time.perf_counter() - started
     counted = httpx.get(f"{contrail_url}/_emulator/counters").json()
     calls = counted["total"]

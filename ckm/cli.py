@@ -15,8 +15,9 @@ from ckm.console import console
 from config.errors import ConfigError
 from config.loading import Loaded, effective, load
 
+# Plain click help: flags read as flags (`--json`, `--flower / --no-flower`), not `<bool>`.
 app = typer.Typer(
-    name="ckm", no_args_is_help=True, add_completion=False,
+    name="ckm", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Kubernetes -> OpenContrail network controller on a Celery task queue.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -98,20 +99,39 @@ def flower(ctx: typer.Context,
 
 @app.command()
 def wait(ctx: typer.Context,
-         idle: Annotated[bool, typer.Option("--idle", help="Wait until no key is pending")] = True,
+         idle: Annotated[bool, typer.Option("--idle", help="Wait until no key is pending",
+                                            show_default=False)] = True,
          timeout: Annotated[float, typer.Option(help="Give up after S seconds")] = 300.0,
+         as_json: Annotated[bool, typer.Option("--json", help="No progress bar; print the "
+                                                "outcome as JSON")] = False,
          broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Exit 0 once no key is queued, running or waiting for a retry (failed keys are only
-    reported); exit 1 on timeout."""
-    from workers.status import wait_idle
-
+    reported); exit 1 on timeout. A terminal shows keys left, rate and ETA."""
     _, context = _engine(ctx, broker=broker, state_dir=state_dir)
-    left = wait_idle(context, timeout)
+    _finish_waiting(context, timeout, as_json)
+
+
+def _finish_waiting(context, timeout: float, as_json: bool, **extra) -> None:
+    """Wait for the keys to finish (with a progress bar on a terminal), then report."""
+    from ckm.progress import wait_pending
+    from workers.status import pending
+
+    started = time.monotonic()
+    left = wait_pending(lambda: pending(context), timeout, console=err, quiet=as_json)
     failed = context.failures.count()
-    if failed:
-        out.print(f"{failed} failed sync(s): see `ckm failed list`", style="yellow")
+    if as_json:
+        typer.echo(json.dumps({**extra, "pending": left, "failed": failed,
+                               "seconds": round(time.monotonic() - started, 2)}))
+    else:
+        if failed:
+            out.print(f"{failed} failed sync(s): see `ckm failed list`", style="yellow",
+                      highlight=False)
+        if left:
+            out.print(f"still pending after {timeout:.0f}s: {left}", style="red",
+                      highlight=False)
+        else:
+            out.print(f"idle after {time.monotonic() - started:.1f}s", highlight=False)
     if left:
-        out.print(f"still pending after {timeout:.0f}s: {left}", style="red")
         raise typer.Exit(1)
 
 
@@ -190,13 +210,26 @@ def retry(ctx: typer.Context,
 @app.command()
 def resync(ctx: typer.Context,
            kind: Annotated[str | None, typer.Option(help="Only this Kubernetes kind")] = None,
+           wait: Annotated[bool, typer.Option("--wait", help="Then wait until every key has "
+                                              "run (progress bar on a terminal)")] = False,
+           timeout: Annotated[float, typer.Option(help="With --wait: give up after S "
+                                                  "seconds")] = 600.0,
+           as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as "
+                                                 "JSON")] = False,
            broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
     """Re-enqueue every stored key (at low priority); with no --kind, also run GC."""
     from workers.resync import resync as run_resync
 
     celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
     counts = run_resync(context, celery_app, kinds=[kind] if kind else None)
-    out.print(f"queued {sum(counts.values())} key(s): {counts}")
+    if wait:
+        if not as_json:
+            out.print(f"queued {sum(counts.values())} key(s): {counts}")
+        _finish_waiting(context, timeout, as_json, queued=counts)
+    elif as_json:
+        typer.echo(json.dumps({"queued": counts}))
+    else:
+        out.print(f"queued {sum(counts.values())} key(s): {counts}")
 
 
 @app.command()

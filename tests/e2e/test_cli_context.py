@@ -108,3 +108,43 @@ def test_flower_refuses_to_serve_beyond_loopback_without_auth(tmp_path, redis_ur
                redis_url, cwd=tmp_path)
     assert done.returncode == 2
     assert "without auth" in done.stderr and "no default" in done.stderr
+
+
+def test_piped_output_keeps_whole_keys_and_json_stays_parseable(tmp_path, redis_url, context):
+    key = "port/a-namespace-with-a-rather-long-name/web-frontend-7d9c8b6f5d-x2x9q-with-more"
+    context.failures.record(key, error="ContrailError: " + "x" * 150, traceback="",
+                            attempts=8, permanent=False)
+    done = ckm("failed", "list", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert key in done.stdout and "x" * 150 in done.stdout  # not truncated, not wrapped
+    done = ckm("wait", "--json", "--timeout", "5", "--broker", redis_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["failed"] == 1 and json.loads(done.stdout)["pending"] == 0
+
+
+def test_wait_on_a_terminal_shows_keys_left_rate_and_eta(tmp_path, redis_url, context):
+    """Under a pseudo-terminal a progress bar is drawn (on stderr); nothing runs the queued
+    key here, so the wait times out with exit 1."""
+    import pty
+
+    context.queue.enqueue(["port/shop/web-1", "port/shop/web-2"])
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CKM_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ckm on the terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "ckm", "wait", "--timeout", "3",
+                                   "--broker", redis_url], {**environ, "COLUMNS": "120"})
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 1, text
+    assert "keys left" in text and "0/2" in text and "keys/s" in text and "ETA" in text
+    assert "still pending after 3s: 2" in text
