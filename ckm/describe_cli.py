@@ -83,13 +83,14 @@ def describe(
         last = entry.get("last_run") or {}
         failure = entry.get("failure")
         keys.add_row(entry["key"], _state(entry),
-                     f"{last.get('outcome', '-')} {_ago(last.get('end'))}"
-                     + (f" on {last['worker']}" if last.get("worker") else ""),
+                     f"{last['outcome']} {_ago(last.get('end'))}"
+                     + (f" on {last['worker']}" if last.get("worker") else "")
+                     if last else "none recorded (kept a week)",
                      f"{failure['error']} ({failure['attempts']} attempts, "
                      f"{'retrying' if failure['retrying'] else 'bad input: not retried'})"
                      if failure else "")
     out.print(keys)
-    made = Table("type", "fq_name", "uuid", "", title="Contrail objects its keys made",
+    made = Table("type", "fq_name", "uuid", "address", title="Contrail objects its keys made",
                  title_justify="left")
     for entry in found["contrail"]:
         made.add_row(entry["type"], entry.get("fq_name", ""), entry["uuid"],

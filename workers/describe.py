@@ -46,8 +46,8 @@ def key_state(context: Context, key: str) -> dict[str, Any]:
         out["state"] = "failed" if failure else "backoff"
         out["next_attempt_in_seconds"] = round(
             max(0.0, (float(delayed if delayed is not None else settling) - now) / 1000), 1)
-    else:
-        out["state"] = "failed" if failure else "done"
+    else:  # idle: nothing pending, and no run recorded in the last week
+        out["state"] = "failed" if failure else "done" if last else "idle"
     if failure:
         out["failure"] = {"error": failure.error, "attempts": failure.attempts,
                           "since": failure.first_failed, "last": failure.last_failed,

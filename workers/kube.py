@@ -34,7 +34,7 @@ def post_event(client: kubernetes.client.ApiClient, key_kind: str, namespace: st
         return
     kind, version = target
     event_ns = namespace or "default"
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # metav1.Time has whole seconds
     event_name = f"{name}.ckm-{hashlib.sha1(f'{kind}/{uid}/{reason}'.encode()).hexdigest()[:10]}"
     api = kubernetes.client.CoreV1Api(client)
     body = kubernetes.client.CoreV1Event(
@@ -54,7 +54,7 @@ def post_event(client: kubernetes.client.ApiClient, key_kind: str, namespace: st
                 raise
             seen = api.read_namespaced_event(event_name, event_ns)
             api.patch_namespaced_event(event_name, event_ns, {
-                "count": (seen.count or 1) + 1, "lastTimestamp": now.isoformat(),
+                "count": (seen.count or 1) + 1, "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "message": message[:1024],
                 "involvedObject": {"resourceVersion": resource_version or None}})
     except ApiException as exc:

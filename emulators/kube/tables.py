@@ -50,7 +50,12 @@ def human_duration(seconds: float) -> str:
 def _since(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:  # any RFC 3339 time a client wrote (fractions, offsets), as metav1.Time reads it
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "<invalid>"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
     return human_duration((datetime.now(UTC) - then).total_seconds())
 
 

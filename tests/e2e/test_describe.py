@@ -4,6 +4,7 @@ the workers and both emulators, with the official Kubernetes client making the o
 from __future__ import annotations
 
 import json
+import subprocess
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ def describe(system, kind, name, *, text=False):
     return result.output if text else json.loads(result.stdout)
 
 
-def test_describe_a_healthy_a_pending_and_a_failed_object(system):
+def test_describe_a_healthy_a_pending_and_a_failed_object(system, tmp_path):
     core, stack = system.core, system.stack
     core.create_namespace({"metadata": {"name": "shop"}})
     core.create_namespaced_pod("shop", pod_body("web"))
@@ -68,6 +69,12 @@ def test_describe_a_healthy_a_pending_and_a_failed_object(system):
     event = wait_for(twice, what="one Event counted twice")
     assert event.involved_object.uid == uid and event.involved_object.api_version == "v1"
     assert event.involved_object.resource_version and "maybe" in event.message
+    # and kubectl lists it (its table reads the times ckm wrote)
+    shown = subprocess.run(["kubectl", "--server", system.kube.url, "--cache-dir",
+                            str(tmp_path / "kube-cache"), "get", "events", "-n", "default"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "ContrailSyncFailed" in shown.stdout and "namespace/typo" in shown.stdout
 
     # pending: Contrail is down, so the new pod's port waits for its next attempt
     httpx.put(f"{stack.contrail_url}/_emulator/faults", json={"outage_seconds": 60})
