@@ -63,7 +63,7 @@ def find(explicit: str | None = None) -> Found:
     if current is not None:
         stack = running_stack(current)
         if stack is not None:
-            return Found(stack, current, f"current context ({current_file()})")
+            return Found(stack, current, f"current context, from {current_file()}")
     local = Path(".ckm")
     stack = running_stack(local)
     return Found(stack, local if stack else None, "./.ckm")
