@@ -134,6 +134,8 @@ def _sync_backend_refs(ctx: Context, fip_uuid: str, wanted: list[str], *, create
         held = ctx.contrail.read("floating-ip", fip_uuid,
                                  fields=["virtual_machine_interface_refs"])
         have = {r["uuid"] for r in held.get("virtual_machine_interface_refs") or []}
+        if have:  # the whole memory back, or the next addition would stand for all of it
+            ctx.redis.sadd(memo, *have)
     if created:
         ctx.redis.delete(memo)
         have = set(wanted)  # the create body carried them

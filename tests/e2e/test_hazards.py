@@ -235,3 +235,32 @@ def test_a_pod_deleted_after_a_run_died_between_making_its_port_and_recording_it
     assert not contrail.list("virtual-machine-interface", obj_uuids=[port])
     assert not contrail.list("instance-ip", obj_uuids=[iip["uuid"]])
 
+
+
+def test_ecmp_backends_stay_exact_after_redis_lost_their_memory(system):
+    """The members key diffs a service's ECMP refs against its memory in Redis; without it,
+    against the floating IP. Once that memory was lost, adding one backend must not leave a
+    memory of that backend alone, or a later removal is never written (found by fault R3b)."""
+    core, stack = system.core, system.stack
+    core.create_namespace({"metadata": {"name": "shop"}})
+    core.create_namespaced_service("shop", {"metadata": {"name": "web"}, "spec": {
+        "selector": {"tier": "web"}, "ports": [{"port": 80}]}})
+    for name in ("a", "b", "c"):
+        core.create_namespaced_pod("shop", pod_body(name, {"tier": "web"}))
+
+    def backends() -> set[str] | None:
+        fips = [f for f in stack.context.contrail.list("floating-ip", detail=True)
+                if f["fq_name"][-1].startswith("web__") and f["fq_name"][-1].endswith("__ecmp")]
+        if len(fips) != 1:
+            return None
+        return {r["to"][-1].split("__")[0] for r in
+                fips[0].get("virtual_machine_interface_refs") or []}
+
+    wait_for(lambda: backends() == {"a", "b", "c"}, timeout=60, what="three backends")
+    stack.wait_idle()
+    for memo in stack.context.redis.scan_iter("ckm:ecmp:*"):  # Redis lost this memory
+        stack.context.redis.delete(memo)
+    core.create_namespaced_pod("shop", pod_body("d", {"tier": "web"}))
+    wait_for(lambda: backends() == {"a", "b", "c", "d"}, timeout=60, what="d added")
+    core.patch_namespaced_pod("a", "shop", {"metadata": {"labels": {"tier": "canary"}}})
+    wait_for(lambda: backends() == {"b", "c", "d"}, timeout=60, what="a removed")
