@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import configparser
 import difflib
+from collections.abc import Callable
 from pathlib import Path
 
 from config.errors import ConfigError
@@ -28,69 +29,70 @@ _HOME = {
     "kube_timer_interval": "DEFAULTS",
 }
 
-# Upstream options that change its behaviour and that ckm does not have. A value that asks for
-# what ckm does anyway passes; any other is reported.
-# key -> (the value that matches ckm, or None: any value is reported; refuse?; what ckm does)
-_UNSUPPORTED: dict[str, tuple[str | None, bool, str]] = {
-    "nested_mode": ("0", True,
+def _true(value: str) -> bool:  # how upstream reads its boolean options
+    return value.strip().lower() == "true"
+
+
+def _set(value: str) -> bool:  # a non-empty value (dicts: not `{}`)
+    try:
+        return bool(ast.literal_eval(value.strip())) if value.strip().startswith("{") \
+            else bool(value.strip())
+    except (ValueError, SyntaxError):
+        return bool(value.strip())
+
+
+# Upstream options that change its behaviour and that ckm does not have: key -> (does this
+# value ask for something ckm does not do?, refuse?, what ckm does instead). Each predicate
+# reads the value as upstream's args.py does.
+_UNSUPPORTED: dict[str, tuple[Callable[[str], bool], bool, str]] = {
+    "nested_mode": (lambda v: v.strip() == "1", True,
                     "nested mode (Kubernetes on Contrail VMs) is not supported; ignoring it "
                     "would give the pods addresses on a different network"),
-    "ip_fabric_forwarding": ("0", True,
-                             "ckm puts pods on cluster-network, never on the IP fabric; ignoring "
-                             "it would renumber every pod"),
-    "ip_fabric_snat": ("0", False,
-                       "ckm sets up no SNAT to the fabric: pods reach outside the cluster only "
-                       "through floating IPs"),
-    "ip_fabric_subnets": (None, False, "ckm makes no IP fabric IPAM; the subnets are unused"),
-    "cluster_project": ("{}", False,
+    "ip_fabric_forwarding": (_true, True,
+                             "ckm puts pods on cluster-network, never on the IP fabric; "
+                             "ignoring it would renumber every pod"),
+    "ip_fabric_snat": (_true, False,
+                       "ckm sets up no SNAT to the fabric: pods reach outside the cluster "
+                       "only through floating IPs"),
+    "ip_fabric_subnets": (_set, False, "ckm makes no IP fabric IPAM; the subnets are unused"),
+    "cluster_project": (_set, False,
                         "single-project mode is not supported: ckm makes one project per "
                         "namespace"),
-    "cluster_network": ("{}", False,
-                        "ckm's shared pod network is always <domain>:default:cluster-network"),
-    "cluster_pod_network": (None, False,
+    "cluster_network": (_set, False,
+                        "ckm's shared pod network is always <domain>:<cluster>-default:"
+                        "cluster-network"),
+    "cluster_pod_network": (_set, False,
                             "ckm's shared pod network is always cluster-network"),
-    "cluster_service_network": (None, False,
+    "cluster_service_network": (_set, False,
                                 "ckm puts service addresses on cluster-network"),
-    "host_network_service": ("0", False,
+    "host_network_service": (_true, False,
                              "host-network pods are never loadbalancer members in ckm"),
-    "kubernetes_cluster_owner": ("k8s", False,
+    "kubernetes_cluster_owner": (lambda v: v.strip() not in ("", "k8s"), False,
                                  "ckm marks what it owns with its own annotations"),
-    "kubernetes_service_name": ("kubernetes", False,
-                                "ckm makes no link-local service for the API server"),
-    "api_service_link_local": ("0", False,
+    "kubernetes_api_secure_ip": (_set, False,
+                                 "ckm reads kubernetes_api_server only; set kube_url for "
+                                 "another address"),
+    "api_service_link_local": (_true, False,
                                "ckm makes no link-local service for the API server"),
-    "kube_object_cache": ("1", False, "ckm always keeps its own cache (in Redis)"),
-    "global_tags": (None, False,
-                    "ckm compiles NetworkPolicy to security groups, not firewall policies and "
-                    "tags"),
-    "aps_name": (None, False, "ckm makes no application policy set"),
-    "secure_project": (None, False, "ckm makes no application policy set"),
-    "admin_user": (None, False, "upstream never used it either: [AUTH] auth_user is the user"),
-    "admin_password": (None, False, "upstream never used it either: [AUTH] auth_password is "
-                       "the password"),
-    "admin_tenant": (None, False, "upstream never used it either: [AUTH] auth_tenant is the "
-                     "tenant"),
+    "kube_object_cache": (lambda v: not _true(v), False,
+                          "ckm always keeps its own cache (in Redis)"),
 }
 # What upstream does when the option is absent, where that differs from what ckm does.
 _ABSENT = {"api_service_link_local": "True"}
 
-# Plumbing of the upstream process (its database, message bus, logging, introspection): no
-# bearing on the network it builds, nothing for ckm to do.
+# Options of the upstream process that shape nothing ckm builds: its database, message bus,
+# logging and introspection; the tuning of the firewall policies ckm replaces with security
+# groups (NetworkPolicy semantics are ckm's contract); settings upstream itself never read.
 _PLUMBING = {
     "orchestrator", "worker_id", "host_ip", "http_server_port", "http_server_ip", "collectors",
     "logger_class", "logging_conf", "use_syslog", "syslog_facility", "zk_server_ip",
-    "cluster_id", "stats_collector", "disable_object_logs",
+    "cluster_id", "stats_collector", "disable_object_logs", "db_driver", "global_tags",
+    "aps_name", "secure_project", "kubernetes_service_name", "admin_user", "admin_password",
+    "admin_tenant", "public_network_name", "public_network",
 }
 _PLUMBING_PREFIXES = ("cassandra_", "rabbit_", "kombu_", "log_", "disc_server_", "sandesh_",
-                      "introspect_", "tcp_keepalive_", "api_server_", "config_db_")
+                      "introspect_", "tcp_keepalive_", "api_server_", "config_db_", "etcd_")
 _KNOWN = set(_HOME) | set(_UNSUPPORTED) | _PLUMBING
-
-
-def _normal(value: str) -> str:
-    """Upstream spells booleans freely (True, true, 1, yes) and dicts with spaces."""
-    value = value.strip().lower().replace(" ", "")
-    return {"true": "1", "yes": "1", "on": "1", "false": "0", "no": "0", "off": "0"}.get(
-        value, value)
 
 
 def _findings(ini: _Ini) -> tuple[list[str], list[str]]:
@@ -102,11 +104,10 @@ def _findings(ini: _Ini) -> tuple[list[str], list[str]]:
             seen.add(key)
             where = f"{ini.path} [{section}] {key} = {raw.strip()!r}"
             if key in _UNSUPPORTED:
-                matches, refuse, instead = _UNSUPPORTED[key]
-                if not raw.strip() or (matches is not None
-                                       and _normal(raw) == _normal(matches)):
-                    continue
-                (refusals if refuse else warnings).append(f"{where}: not supported: {instead}")
+                asks_otherwise, refuse, instead = _UNSUPPORTED[key]
+                if asks_otherwise(raw):
+                    (refusals if refuse else warnings).append(
+                        f"{where}: not supported: {instead}")
             elif key in _KNOWN or key.startswith(_PLUMBING_PREFIXES) or section == "SANDESH":
                 continue
             else:
@@ -123,7 +124,11 @@ def _findings(ini: _Ini) -> tuple[list[str], list[str]]:
 class _Ini:
     def __init__(self, path: Path):
         self.path = path
-        self.parser = configparser.ConfigParser(interpolation=None, strict=False)
+        # [DEFAULT] is an ordinary section here (each option is reported where it is written),
+        # and `; comments` end a value, as in the Python 2 parser upstream used
+        self.parser = configparser.ConfigParser(interpolation=None, strict=False,
+                                                default_section="\0none",
+                                                inline_comment_prefixes=(";",))
         try:
             with path.open(encoding="utf-8") as handle:
                 self.parser.read_file(handle)
@@ -178,7 +183,7 @@ def read_upstream_ini(path: Path) -> tuple[dict[str, tuple[object, str]], list[s
                          ("auth_tenant", "contrail_tenant")):
         if found := ini.get(key):
             out[setting] = found
-    if found := ini.get("public_fip_pool"):
+    if (found := ini.get("public_fip_pool")) and _set(found[0]):  # `{}`: none, as upstream
         out["public_fip_pool"] = (_fip_pool(*found), found[1])
     if found := ini.get("auth_token_url"):
         out["keystone_url"] = found

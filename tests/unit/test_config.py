@@ -182,9 +182,11 @@ def test_upstream_options_ckm_does_not_carry_over_are_named(tmp_path):
         kube_timer_interval = 300
         pod_subnet = 10.0.0.0/8
         [DEFAULTS]
-        nested_mode = 0
+        nested_mode = 0 ; as written by the installer
+        host_network_service = true
         global_tags = 0
         rabbit_server = 192.0.2.7
+        db_driver = etcd
         """).replace("[KUBERNETES]", "[KUBERNETES2]").replace("[DEFAULTS]\nnested", "[D2]\nnested"))
     loaded = load(config_file=ini, environ={})
     text = "\n".join(loaded.warnings)
@@ -192,12 +194,31 @@ def test_upstream_options_ckm_does_not_carry_over_are_named(tmp_path):
     assert len(loaded.warnings) == 4, text
     assert "ip_fabric_snat = 'true': not supported: ckm sets up no SNAT" in text
     assert "cluster_project = " in text and "one project per namespace" in text
-    assert "global_tags = '0': not supported" in text
+    assert "host_network_service = 'true': not supported" in text
     assert "pod_subnet = '10.0.0.0/8': not an upstream kube-manager option, ignored; " \
            "did you mean 'pod_subnets'?" in text
     # mapped where ckm has the equivalent
     assert loaded.settings.resync_interval == 300
     assert "kube_timer_interval" in loaded.origin("resync_interval")
+
+
+@pytest.mark.parametrize("lines", [
+    "[KUBERNETES]\nip_fabric_forwarding = 1",   # upstream turns it on only for "true"
+    "[DEFAULTS]\nnested_mode = true",           # ... and nested mode only for "1"
+    "[VNC]\npublic_fip_pool = {}",              # what the installers write: no pool
+])
+def test_upstream_values_that_mean_off_upstream_pass(tmp_path, lines):
+    ini = write(tmp_path, "k.conf", f"{lines}\n[LINK]\napi_service_link_local = False\n")
+    loaded = load(config_file=ini, environ={})
+    assert loaded.warnings == () and loaded.settings.public_fip_pool is None
+
+
+def test_configparser_default_section_is_read_as_upstream_wrote_it(tmp_path):
+    ini = write(tmp_path, "k.conf", "[DEFAULT]\nnested_mode = 1\n[KUBERNETES]\n"
+                "cluster_name = prod\n[VNC]\nvnc_endpoint_port = 8082\n")
+    with pytest.raises(ConfigError) as caught:
+        load(config_file=ini, environ={})
+    assert str(caught.value).count("nested_mode") == 1 and "[DEFAULT]" in str(caught.value)
 
 
 def test_upstream_defaults_that_differ_from_ckm_are_named(tmp_path):
