@@ -17,4 +17,5 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
         return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+    # force_terminal=False: FORCE_COLOR and the like must not put escapes into a pipe
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True, force_terminal=False)

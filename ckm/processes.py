@@ -50,6 +50,10 @@ def require_free(port: int, what: str, flag: str) -> None:
                 f"stop what listens there, or pass {flag} 0 to pick a free port") from None
 
 
+def _where(log: Path | None) -> str:
+    return f" (log: {log}){_tail(log)}" if log else ""
+
+
 def _tail(log: Path, lines: int = 5) -> str:
     try:
         text = log.read_text(errors="replace").strip().splitlines()[-lines:]
@@ -61,16 +65,14 @@ def _tail(log: Path, lines: int = 5) -> str:
 def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None = None,
                timeout: float = 30.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
-    where = f" (log: {log}){_tail(log)}" if log else ""
     while True:
         if proc is not None and proc.poll() is not None:
-            where = f" (log: {log}){_tail(log)}" if log else ""
-            raise StartError(f"{what} exited with code {proc.returncode}{where}")
+            raise StartError(f"{what} exited with code {proc.returncode}{_where(log)}")
         with contextlib.suppress(Exception):
             if ready():
                 return
         if time.monotonic() > deadline:
-            raise StartError(f"{what} did not become ready in {timeout:.0f}s{where}")
+            raise StartError(f"{what} did not become ready in {timeout:.0f}s{_where(log)}")
         time.sleep(0.05)
 
 

@@ -63,12 +63,16 @@ def running_stack(state_dir: Path) -> StackInfo | None:
 
 def flower_auth(state_dir: Path) -> Path:
     """Flower's `ckm:<random>` credentials, made once per state dir and readable only by
-    their owner. Flower's REST API (how to retry a sync without a shell) needs them."""
+    their owner. Flower's REST API (how to retry a sync without a shell) needs them. Written
+    whole under a temporary name, so a crash never leaves an empty file (Flower without auth)."""
     path = state_dir / "flower-auth"
-    if not path.is_file():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    user, _, password = (path.read_text().strip() if path.is_file() else "").partition(":")
+    if not (user and password):
+        tmp = state_dir / f".flower-auth.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(f"ckm:{secrets.token_urlsafe(18)}")
+        os.replace(tmp, path)
     return path
 
 
@@ -83,6 +87,7 @@ class StackOptions:
     contrail_url: str | None = None  # a real Contrail instead of the emulator
     nodes: int = 2
     beat: bool = True
+    keep_cluster: bool = False  # the emulated cluster survives a restart (`ckm up`)
     log_level: str = "WARNING"
 
 
@@ -117,7 +122,8 @@ def start(procs: Processes, options: StackOptions,
         kubeconfig = str(state / "kubeconfig")
         kube_url = procs.kube(options.kube_port or free_port(), Path(kubeconfig),
                               "--contrail-url", contrail, "--nodes", str(options.nodes),
-                              "--state", str(state / "kube.json"))
+                              *(["--state", str(state / "kube.json")] if options.keep_cluster
+                                else []))
     ready("kubernetes", kube_url or kubeconfig)
     info = StackInfo(kube_url, contrail, broker, kubeconfig)
     env = {**info.env(), "CKM_LOG_LEVEL": options.log_level, "CKM_STATE_DIR": str(state)}
@@ -136,7 +142,8 @@ def start(procs: Processes, options: StackOptions,
         port = options.flower_port or free_port()
         auth = flower_auth(state)
         started["flower"] = procs.ckm("flower", "flower", "--port", str(port),
-                                      env={**env, "CKM_FLOWER_BASIC_AUTH": auth.read_text()})
+                                      env={**env, "CKM_FLOWER_BASIC_AUTH":
+                                           auth.read_text().strip()})
         info.flower_url, info.flower_auth_file = f"http://127.0.0.1:{port}", str(auth)
     watcher = started["watcher"]
     wait_until(lambda: httpx.get(info.metrics_urls["watcher"].replace(

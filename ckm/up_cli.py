@@ -51,21 +51,21 @@ def up(
                   "first, or pass another --state-dir")
         raise typer.Exit(1)
     stop = threading.Event()
-    with Processes(state_dir) as procs:
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, below
+    with Processes(state_dir) as procs:  # until up, SIGTERM unwinds through here at once
         try:
             with out.status("starting ckm ..."):
                 info = start(procs, _options(workers=workers, kube_port=kube_port,
                                              contrail_port=contrail_port,
                                              flower_port=flower_port, broker=broker,
                                              kubeconfig=kubeconfig, contrail_url=contrail_url,
-                                             nodes=nodes),
+                                             nodes=nodes, keep_cluster=True),
                              report=lambda part, where, took: out.print(
                                  f"  [green]ready[/] {part:11} {where}  ({took:.1f}s)",
                                  highlight=False))
         except StartError as exc:
             out.print(f"[bold red]cannot start ckm:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # from now: a clean stop, below
         set_current(state_dir)  # other `ckm` commands find this stack from anywhere
         out.print(f"[bold green]ckm is up[/] (state in {state_dir}/stack.json; now the "
                   "current context)")

@@ -127,7 +127,7 @@ class Watcher:
             for r in self.reflectors}
         if not streams:
             return
-        self.store.redis.pipeline(transaction=False).delete(STREAMS_KEY).hset(
+        self.store.redis.pipeline(transaction=True).delete(STREAMS_KEY).hset(
             STREAMS_KEY, mapping=streams).expire(
             STREAMS_KEY, max(2, int(self.renew_seconds * 3))).execute()
 

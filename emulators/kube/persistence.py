@@ -23,6 +23,7 @@ from emulators.kube.resources import BY_KIND, RESOURCES
 
 log = logging.getLogger(__name__)
 VERSION = 1
+CRASH_GAP = 1_000_000  # far more writes than a flush interval can lose
 
 
 class StateFile:
@@ -48,7 +49,8 @@ class StateFile:
                 meta = obj["metadata"]
                 store._objects.setdefault(rt.key, {}).setdefault(
                     meta.get("namespace", ""), {})[meta["name"]] = obj
-        store.rv = store.floor = int(data["resourceVersion"])
+        saved = int(data["resourceVersion"])
+        store.rv = store.floor = saved if data.get("clean") else saved + CRASH_GAP
         self._reserve_allocations(backend)
         return True
 
@@ -72,25 +74,43 @@ class StateFile:
     def _changed(self) -> None:
         self.dirty = True
 
-    def save(self) -> None:
+    def _snapshot(self, clean: bool) -> dict:
+        # stored objects are never mutated in place: a shallow copy of the lists is a
+        # consistent snapshot, serialised off the event loop
         store = self.backend.store
-        data = {"version": VERSION, "resourceVersion": store.rv,
+        return {"version": VERSION, "resourceVersion": store.rv, "clean": clean,
                 "objects": {rt.key: list(store.objects(rt)) for rt in RESOURCES
                             if store.count(rt)}}
-        self.dirty = False
+
+    def _write(self, data: dict) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
+        with tmp.open("w", encoding="utf-8") as out:
+            json.dump(data, out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, self.path)
 
+    def save(self, *, clean: bool = False) -> None:
+        self.dirty = False
+        try:
+            self._write(self._snapshot(clean))
+        except OSError:
+            self.dirty = True  # try again at the next flush
+            raise
+
     async def run(self) -> None:
-        """Flush while the server runs; stopped (with a last flush) by `stop`."""
+        """Flush while the server runs; stopped (with a last, clean flush) by `stop`."""
         while True:
             await asyncio.sleep(self.flush_interval)
-            if self.dirty:
-                try:
-                    self.save()
-                except OSError as exc:  # a full disk must not stop the API server
-                    log.warning("cannot save the emulator state to %s: %s", self.path, exc)
+            if not self.dirty:
+                continue
+            self.dirty = False
+            data = self._snapshot(clean=False)
+            try:
+                await asyncio.to_thread(self._write, data)
+            except OSError as exc:  # a full disk must not stop the API server
+                self.dirty = True
+                log.warning("cannot save the emulator state to %s: %s", self.path, exc)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="state-file")
@@ -100,4 +120,4 @@ class StateFile:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        self.save()
+        self.save(clean=True)

@@ -151,3 +151,17 @@ def test_tags_and_set_tag(vnc, project):
     assert [r["uuid"] for r in refs] == [tag.uuid]
     vnc.unset_tag(vn, "application")
     assert not vnc.virtual_network_read(id=vn.uuid).get_tag_refs()
+
+
+def test_a_freed_pod_address_is_the_next_one_handed_out_on_any_network(vnc, project):
+    """Highest free first, one pool per flat IPAM: the address a pod move frees for a moment
+    is what the next allocation anywhere takes (why ckm moves under a lock, asking for it)."""
+    ipam = flat_ipam(vnc, project)
+    cluster = flat_vn(vnc, project, ipam, "cluster-network")
+    isolated = flat_vn(vnc, project, ipam, "ns-vn")
+    moving = iip_on(vnc, cluster, "moving")
+    iip_on(vnc, cluster, "other")
+    vnc.instance_ip_delete(fq_name=["moving"])
+    assert iip_on(vnc, isolated, "newcomer") == moving
+    vnc.instance_ip_delete(fq_name=["newcomer"])
+    assert iip_on(vnc, isolated, "moved", instance_ip_address=moving) == moving
