@@ -8,6 +8,7 @@ reaches its own address.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -95,15 +96,30 @@ def vmi(settings: Settings, namespace: str, name: str, uid: str, network: Obj,
                                                     for r in security_groups]})
 
 
-def instance_ip(settings: Settings, namespace: str, name: str, uid: str, network: Obj) -> Obj:
-    # One instance-ip per (pod, network): moving networks replaces it.
+def instance_ip(settings: Settings, namespace: str, name: str, uid: str, network: Obj,
+                address: str | None = None) -> Obj:
+    """One instance-ip per (pod, network): moving networks replaces it. A move asks for the
+    address the pod has (`address`): a pod keeps its IP for life. Asked for at creation only,
+    so the recorded body is the same whether or not it was a move."""
     port = vmi(settings, namespace, name, uid, network, ())
     return Obj("instance-ip",
                naming.object_uuid(settings.cluster_name, KIND, uid, f"iip:{network.uuid}"),
                (f"{settings.cluster_name}__{namespace}__{name}__{uid}__{network.fq_name[-1]}",),
                refs={"virtual_network_refs": (Ref(network.fq_name, network.uuid),),
                      "virtual_machine_interface_refs": (Ref(port.fq_name, port.uuid),)},
-               annotations=naming.owner(settings.cluster_name, KIND, namespace, name, uid))
+               annotations=naming.owner(settings.cluster_name, KIND, namespace, name, uid),
+               create_only={"instance_ip_address": address} if address else {})
+
+
+def why_address_cannot_move(settings: Settings, address: str, place: Placement) -> str | None:
+    """Every pod network refers to the one pod IPAM, so an address moves with its pod unless
+    it lies outside the IPAM's subnets now (pod_subnets changed since the pod started)."""
+    ip = ipaddress.ip_address(address)
+    if any(ip in subnet for subnet in settings.pod_subnets):
+        return None
+    return (f"its address {address} is outside pod_subnets "
+            f"({', '.join(str(s) for s in settings.pod_subnets)}), so "
+            f"{place.network.fq_name[-1]} cannot hold it")
 
 
 def port_objects(settings: Settings, namespace: str, name: str, pod: dict,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 
 from contrail.ensure import Taken, annotations_of, delete_if_exists
-from contrail.errors import NotFound
+from contrail.errors import AlreadyExists, NotFound
 from tasks import pod
 from tasks.keys import Key
-from tasks.outcomes import NotReady
+from tasks.outcomes import BadInput, NotReady
 from workers import sync_policy  # attribute access at call time: the modules import each other
+from workers.allocation import AllocationLock
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
@@ -18,6 +19,16 @@ from workers.syncs import register
 from workers.vrouters import unlink_vrouters
 
 VROUTERS = "ckm:vrouters"  # node name -> virtual-router uuid (they never change)
+PLACED = "ckm:placed"  # ns/pod -> the kind of network its port is on (app, isolated, cluster)
+NEEDS_FIP = ("app", "isolated")
+
+
+class AddressCannotMove(BadInput):
+    """The pod's address cannot live on its new network: the pod stays where it is."""
+
+
+class AddressLost(BadInput):
+    """The address was taken during a move by an allocation outside ckm."""
 
 
 def _pod(ctx: Context, key: Key) -> dict | None:
@@ -56,6 +67,8 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
                 applied.remove(address)
         _release_old_ports(ctx, key, applied, keep=None)  # older incarnations it knows
         apply(ctx.contrail, [], applied)
+        AllocationLock(ctx.redis).end_move(str(key))  # a move it left unfinished
+        ctx.redis.hdel(PLACED, f"{key.namespace}/{key.name}")
         ctx.store.forget_tombstone("Pod", key.namespace, key.name)
         return
     place = _placement(ctx, key, projection)
@@ -71,11 +84,13 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         # the groups it is born with, recorded before it exists: its sgs key, which waits
         # for the port, then never rewrites the same list
         sync_policy.remember(ctx, key.namespace, key.name, groups)
-    try:
-        result = apply(ctx.contrail, objs, applied)
-    except Taken as exc:
-        _purge_previous_pod(ctx, key, exc)
-        result = apply(ctx.contrail, objs, applied)
+    result = _apply_port(ctx, key, projection, place, objs, port.uuid, applied,
+                         moved_port=not fresh)
+    placed = ctx.redis.hget(PLACED, f"{key.namespace}/{key.name}")
+    if placed != place.kind:  # its egress floating IP follows where the port is
+        ctx.redis.hset(PLACED, f"{key.namespace}/{key.name}", place.kind)
+        if place.needs_fip or placed in NEEDS_FIP:
+            ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     if fresh and port.uuid not in result.created:
         # it existed already (Redis lost this key's memory, or a run died between making it
         # and recording it): its groups are create-only, so unknown; its sgs key writes them
@@ -83,10 +98,61 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
         ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])
     if port.uuid in result.created and not complete:
         ctx.enqueue([f"sgs/{key.namespace}/{key.name}"])  # the rest, once they are made
-    if result.created and place.needs_fip:
-        ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     release_waiters(ctx, str(key))  # its sgs key may have found the port missing
     _link_vrouter(ctx, link, projection["node"], projection["uid"])
+
+
+def _apply_port(ctx: Context, key: Key, projection: dict, place: pod.Placement,
+                objs: list, port_uuid: str, applied: AppliedSet, *, moved_port: bool):
+    """Write the port. A new instance-ip on a port that had one is a move to another
+    network: it keeps the pod's address (Kubernetes fixed it for the pod's life), under the
+    cluster-wide allocation lock so no other allocation takes the address between the
+    delete of the old instance-ip and the create of the new one. Any other new instance-ip
+    takes a fresh address, sharing the lock."""
+    iip = objs[-1]
+    lock = AllocationLock(ctx.redis)
+    if iip.address in applied:
+        return _write(ctx, key, objs, applied)
+    keep = lock.kept(str(key)) or (_current_address(ctx, port_uuid, iip.uuid)
+                                   if moved_port else None)
+    if keep is None:
+        with lock.shared():
+            return _write(ctx, key, objs, applied)
+    if why := pod.why_address_cannot_move(ctx.settings, keep, place):
+        lock.end_move(str(key))
+        raise AddressCannotMove(f"pod {key.namespace}/{key.name} stays on its network: {why}; "
+                                "recreate the pod to move it")
+    objs = [*objs[:-1], pod.instance_ip(ctx.settings, key.namespace, key.name,
+                                        projection["uid"], place.network, keep)]
+    lock.claim_move(str(key), keep)
+    try:
+        result = _write(ctx, key, objs, applied)
+    except AlreadyExists as exc:  # not a name: the address, taken outside ckm's lock
+        lock.end_move(str(key))
+        raise AddressLost(f"pod {key.namespace}/{key.name} lost its address {keep} while "
+                          f"moving to {place.network.fq_name[-1]}: {exc}; recreate the pod"
+                          ) from exc
+    lock.end_move(str(key))  # not on other errors: the retry finishes the move
+    return result
+
+
+def _write(ctx: Context, key: Key, objs: list, applied: AppliedSet):
+    try:
+        return apply(ctx.contrail, objs, applied)
+    except Taken as exc:
+        _purge_previous_pod(ctx, key, exc)
+        return apply(ctx.contrail, objs, applied)
+
+
+def _current_address(ctx: Context, port_uuid: str, new_iip: str) -> str | None:
+    """The address the port holds on another network (None: the new one is made already,
+    or the port has none)."""
+    iips = ctx.contrail.list("instance-ip", back_ref_id=port_uuid,
+                             fields=["instance_ip_address"])
+    if any(i["uuid"] == new_iip for i in iips):
+        return None
+    return next((i.get("instance_ip_address") for i in iips
+                 if i.get("instance_ip_address")), None)
 
 
 def _link_vrouter(ctx: Context, link: str, node: str, vm_uuid: str) -> None:
@@ -198,12 +264,19 @@ def attach_fip(ctx: Context, key: Key) -> None:
     if projection is not None:
         place = pod.placement(ctx.settings, key.namespace, projection,
                               ctx.store.get("Namespace", "", key.namespace))
-        if place.needs_fip:
+        # where the port is, once its key has said so, not where it should be: a pod whose
+        # move was refused keeps its floating IP
+        if (ctx.redis.hget(PLACED, f"{key.namespace}/{key.name}") or place.kind) in NEEDS_FIP:
             port = pod.vmi(ctx.settings, key.namespace, key.name, projection["uid"],
                            place.network, ())
             require(ctx, f"port/{key.namespace}/{key.name}", port, "the pod's port")
-            wanted = [pod.egress_fip(ctx.settings, key.namespace, key.name, projection["uid"])]
-    apply(ctx.contrail, wanted, applied)
+            wanted = [pod.egress_fip(ctx.settings, key.namespace, key.name,
+                                     projection["uid"])]
+    if any(obj.address not in applied for obj in wanted):
+        with AllocationLock(ctx.redis).shared():  # it takes an address from the pod IPAM
+            apply(ctx.contrail, wanted, applied)
+    else:
+        apply(ctx.contrail, wanted, applied)
 
 
 @register("appnet", "ckm.sync_app_network", "ckm.pod")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
-from tasks import naming
+from tasks import naming, pod
 from workers.apply import AppliedSet
 from workers.engine import SyncFailed, run_key
 from workers.reconcilers import CLUSTER_KEY
@@ -214,3 +216,38 @@ def test_flower_sees_failures_but_not_runs_that_wait(context):
     with pytest.raises(SyncFailed, match="NotReady"):         # now a failed sync
         run_queued("policy/later/p", raise_failures=True)
     assert context.failures.get("policy/later/p").attempts == context.settings.max_attempts
+
+
+def test_a_pod_whose_address_cannot_move_stays_where_it_is(make_context, contrail_url):
+    """Issue 13: a move keeps the pod's address or does not happen. Here pod_subnets was
+    narrowed after the pod started, so its network's IPAM range no longer holds it."""
+    context = make_context(contrail_url)
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "shop")
+    run(context, "namespace/shop")
+    context.contrail.create("virtual-router", {"fq_name": ["default-global-system-config", "n1"],
+                                               "parent_type": "global-system-config"})
+    uid = str(uuid.uuid4())
+    context.store.put("Pod", "shop", "web", {"uid": uid, "labels": {}, "annotations": {},
+                                             "node": "n1", "host_network": False,
+                                             "ports": [], "finished": False})
+    assert run(context, "port/shop/web")[0] == "done"
+    port = pod.vmi_uuid(context.settings, uid)
+
+    def addresses():
+        return [(i["instance_ip_address"], i["virtual_network_refs"][0]["to"][-1])
+                for i in context.contrail.list("instance-ip", back_ref_id=port, fields=[
+                    "instance_ip_address", "virtual_network_refs"])]
+    (before,) = addresses()
+    assert before[1] == "cluster-network"
+
+    narrowed = make_context(contrail_url, pod_subnets=["10.40.0.0/16"])
+    add_namespace(narrowed, "shop", {"opencontrail.kubernetes.isolated": "true"})
+    assert run(narrowed, "namespace/shop")[0] == "done"
+    assert run(narrowed, "port/shop/web")[0] == "bad-input"
+    failure = narrowed.failures.get("port/shop/web")
+    assert failure.permanent and f"its address {before[0]} is outside pod_subnets" in \
+        failure.error and "stays on its network" in failure.error and "recreate" in failure.error
+    assert addresses() == [before]  # nothing moved, nothing lost
+    assert run(narrowed, "fip/shop/web")[0] == "done"  # it stays on cluster-network: no FIP
+    assert context.contrail.list("floating-ip", back_ref_id=port) == []
