@@ -112,7 +112,13 @@ def test_twenty_running_pods_move_between_networks_and_keep_their_addresses(syst
             core.patch_namespaced_pod(name, "shop", {"metadata": {"labels": {APP: value}}})
 
     annotate("true")
+    # new pods elsewhere take addresses while the 20 move: none may take a moving one
+    for i in range(10):
+        core.create_namespaced_pod("default", pod_body(f"newcomer-{i}"))
     check_step(system, ips, uids, "shop-vn", fip=True, isolated=True)
+    newcomers = [wait_for(lambda n=f"newcomer-{i}": running_ip(system, "default", n),
+                          timeout=60, what="newcomers running") for i in range(10)]
+    assert len(set(newcomers)) == 10 and not set(newcomers) & set(ips.values())
     annotate("false")
     check_step(system, ips, uids, "cluster-network", fip=False)
     label_all("blue")
