@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,13 +71,19 @@ def _file_layer(path: Path) -> tuple[dict[str, tuple[object, str]], list[str]]:
     return {key: (value, f"file {path}") for key, value in data.items()}, []
 
 
+# What Kubernetes sets in a pod for each Service of its namespace (a Service `ckm-redis`
+# gives CKM_REDIS_SERVICE_HOST, CKM_REDIS_PORT_16379_TCP_ADDR, ...): not settings, not typos.
+_SERVICE_LINK = re.compile(r"^CKM_[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|"
+                           r"PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$")
+
+
 def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A misspelt CKM_ variable would be ignored silently: name it."""
     known = {f"CKM_{name.upper()}" for name in Settings.model_fields} | _OTHER_VARIABLES
     return [f"environment variable {name} is not a ckm setting, ignored"
             f"{_did_you_mean(name, known)}"
             for name in sorted(environ) if name.upper().startswith("CKM_")
-            and name.upper() not in known]
+            and name.upper() not in known and not _SERVICE_LINK.match(name.upper())]
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[object, str]]:

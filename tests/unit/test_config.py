@@ -154,7 +154,10 @@ def test_unknown_key_in_our_file(tmp_path):
 
 
 def test_misspelt_environment_variable_is_named_with_a_suggestion():
-    loaded = load(environ={"CKM_BROKER": "redis://x", "CKM_STATE_DIR": "/x", "CKM_DOMAIN": "d"})
+    loaded = load(environ={"CKM_BROKER": "redis://x", "CKM_STATE_DIR": "/x", "CKM_DOMAIN": "d",
+                           # what Kubernetes sets for a Service ckm-redis: not a typo
+                           "CKM_REDIS_SERVICE_HOST": "10.0.0.1", "CKM_REDIS_PORT":
+                           "tcp://10.0.0.1:16379", "CKM_REDIS_PORT_16379_TCP_ADDR": "10.0.0.1"})
     assert loaded.warnings == ("environment variable CKM_BROKER is not a ckm setting, ignored; "
                                "did you mean 'CKM_BROKER_URL'?",)
 
