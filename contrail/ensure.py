@@ -22,6 +22,12 @@ class Taken(AlreadyExists):
         super().__init__(message)
         self.holder = holder
 
+
+class Conflict(AlreadyExists):
+    """Refused with 409, yet no object holds the name: what is taken is something else, such
+    as a requested address."""
+
+
 IDENTITY = ("uuid", "fq_name", "parent_type", "parent_uuid", "annotations")
 
 
@@ -106,9 +112,12 @@ def ensure(client: ContrailClient, type_: str, desired: dict, *,
         body["annotations"] = as_annotations(annotations)
     try:
         return Ensured(client.create(type_, body)["uuid"], "created")
-    except AlreadyExists:
-        pass
-    actual = _find(client, type_, desired)
+    except AlreadyExists as exc:
+        refused = exc
+    try:
+        actual = _find(client, type_, desired)
+    except NotFound:  # nothing holds the name: the conflict is elsewhere (an address in use)
+        raise Conflict(str(refused)) from refused
     if not adopt and desired.get("uuid") and actual["uuid"] != desired["uuid"]:
         raise Taken(f"{type_} {':'.join(desired['fq_name'])} is held by {actual['uuid']}, "
                     f"not {desired['uuid']}", actual)

@@ -36,6 +36,11 @@ class Applied:
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deleted)
 
+    def merge(self, later: Applied) -> Applied:
+        """Two applies of one key in a row, as one."""
+        return Applied(self.created + later.created, self.updated + later.updated,
+                       self.deleted + later.deleted, self.unchanged + later.unchanged)
+
 
 def fingerprint(obj: Obj) -> str:
     text = json.dumps([obj.body(), obj.annotations], sort_keys=True, default=str)

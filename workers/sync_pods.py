@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 
-from contrail.ensure import Taken, annotations_of, delete_if_exists
-from contrail.errors import AlreadyExists, NotFound
+from contrail.ensure import Conflict, Taken, annotations_of, delete_if_exists
+from contrail.errors import NotFound
 from tasks import pod
 from tasks.keys import Key
 from tasks.outcomes import BadInput, NotReady
 from workers import sync_policy  # attribute access at call time: the modules import each other
-from workers.allocation import AllocationLock
-from workers.apply import AppliedSet, apply
+from workers.allocation import AllocationLock, MoveAbandoned
+from workers.apply import Applied, AppliedSet, apply
 from workers.context import Context
 from workers.reconcilers import release_waiters, require, require_project
 from workers.syncs import register
@@ -89,8 +89,9 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
     placed = ctx.redis.hget(PLACED, f"{key.namespace}/{key.name}")
     if placed != place.kind:  # its egress floating IP follows where the port is
         ctx.redis.hset(PLACED, f"{key.namespace}/{key.name}", place.kind)
-        if place.needs_fip or placed in NEEDS_FIP:
-            ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
+    if (placed != place.kind and (place.needs_fip or placed in NEEDS_FIP)) or (
+            result.created and place.needs_fip):  # moved, or (re-)created
+        ctx.enqueue([f"fip/{key.namespace}/{key.name}"])
     if fresh and port.uuid not in result.created:
         # it existed already (Redis lost this key's memory, or a run died between making it
         # and recording it): its groups are create-only, so unknown; its sgs key writes them
@@ -104,34 +105,49 @@ def sync_pod_port(ctx: Context, key: Key) -> None:
 
 def _apply_port(ctx: Context, key: Key, projection: dict, place: pod.Placement,
                 objs: list, port_uuid: str, applied: AppliedSet, *, moved_port: bool):
-    """Write the port. A new instance-ip on a port that had one is a move to another
+    """Write the port. A new instance-ip on a port that holds one is a move to another
     network: it keeps the pod's address (Kubernetes fixed it for the pod's life), under the
-    cluster-wide allocation lock so no other allocation takes the address between the
+    cluster-wide allocation lock, so no other allocation takes the address between the
     delete of the old instance-ip and the create of the new one. Any other new instance-ip
     takes a fresh address, sharing the lock."""
-    iip = objs[-1]
-    lock = AllocationLock(ctx.redis)
+    iip, uid, lock = objs[-1], projection["uid"], AllocationLock(ctx.redis)
+    kept = lock.kept(str(key), uid)
     if iip.address in applied:
+        if kept:  # a run that died after finishing its move, before letting go
+            lock.end_move(str(key))
         return _write(ctx, key, objs, applied)
-    keep = lock.kept(str(key)) or (_current_address(ctx, port_uuid, iip.uuid)
-                                   if moved_port else None)
+    done = Applied()
+    keep = kept.address if kept else None
+    if keep is None and not moved_port:
+        # a new port, or one whose memory Redis lost: the VM and port first (no address);
+        # a port that existed may hold an address on another network
+        done = _write(ctx, key, objs[:-1], applied)
+        moved_port = port_uuid not in done.created
+    old = _other_addresses(ctx, port_uuid, iip.uuid) if moved_port or keep else []
+    if keep is None and old:
+        keep = old[0][1]
     if keep is None:
         with lock.shared():
-            return _write(ctx, key, objs, applied)
+            return done.merge(_write(ctx, key, objs, applied))
     if why := pod.why_address_cannot_move(ctx.settings, keep, place):
         lock.end_move(str(key))
         raise AddressCannotMove(f"pod {key.namespace}/{key.name} stays on its network: {why}; "
                                 "recreate the pod to move it")
-    objs = [*objs[:-1], pod.instance_ip(ctx.settings, key.namespace, key.name,
-                                        projection["uid"], place.network, keep)]
-    lock.claim_move(str(key), keep)
+    objs = [*objs[:-1], pod.instance_ip(ctx.settings, key.namespace, key.name, uid,
+                                        place.network, keep)]
     try:
-        result = _write(ctx, key, objs, applied)
-    except AlreadyExists as exc:  # not a name: the address, taken outside ckm's lock
+        lock.claim_move(str(key), uid, keep)
+        for old_uuid, _ in old:  # found in Contrail: this key's memory may not know them
+            delete_if_exists(ctx.contrail, "instance-ip", old_uuid)
+            applied.remove(("instance-ip", old_uuid))
+        result = done.merge(_write(ctx, key, objs, applied))
+    except (Conflict, MoveAbandoned) as exc:  # the address was taken outside the lock
         lock.end_move(str(key))
-        raise AddressLost(f"pod {key.namespace}/{key.name} lost its address {keep} while "
-                          f"moving to {place.network.fq_name[-1]}: {exc}; recreate the pod"
-                          ) from exc
+        raise AddressLost(f"pod {key.namespace}/{key.name} lost its address {keep} moving to "
+                          f"{place.network.fq_name[-1]}: {exc}; recreate the pod") from exc
+    except BadInput:
+        lock.end_move(str(key))
+        raise
     lock.end_move(str(key))  # not on other errors: the retry finishes the move
     return result
 
@@ -144,15 +160,15 @@ def _write(ctx: Context, key: Key, objs: list, applied: AppliedSet):
         return apply(ctx.contrail, objs, applied)
 
 
-def _current_address(ctx: Context, port_uuid: str, new_iip: str) -> str | None:
-    """The address the port holds on another network (None: the new one is made already,
-    or the port has none)."""
+def _other_addresses(ctx: Context, port_uuid: str, new_iip: str) -> list[tuple[str, str]]:
+    """(uuid, address) of the instance-ips the port holds on other networks; none when the
+    new one is made already (the move is done)."""
     iips = ctx.contrail.list("instance-ip", back_ref_id=port_uuid,
                              fields=["instance_ip_address"])
     if any(i["uuid"] == new_iip for i in iips):
-        return None
-    return next((i.get("instance_ip_address") for i in iips
-                 if i.get("instance_ip_address")), None)
+        return []
+    return [(i["uuid"], i["instance_ip_address"]) for i in iips
+            if i.get("instance_ip_address")]
 
 
 def _link_vrouter(ctx: Context, link: str, node: str, vm_uuid: str) -> None:

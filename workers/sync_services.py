@@ -11,6 +11,7 @@ from contrail.errors import NotFound
 from tasks import ingress, members, service
 from tasks.keys import Key
 from tasks.outcomes import BadInput, NotReady
+from workers.allocation import AllocationLock
 from workers.apply import AppliedSet, apply
 from workers.context import Context
 from workers.kube import write_lb_status
@@ -168,7 +169,11 @@ def sync_ingress(ctx: Context, key: Key) -> None:
     services = {s: ctx.store.get("Service", ns, s) for s in ingress.backend_services(ing)}
     objs = ingress.desired(ctx.settings, ns, name, ing,
                            ctx.store.get("Namespace", "", ns), services)
-    apply(ctx.contrail, objs, applied)
+    if any(o.type == "instance-ip" and o.address not in applied for o in objs):
+        with AllocationLock(ctx.redis).shared():  # its VIP takes an address from the pod IPAM
+            apply(ctx.contrail, objs, applied)
+    else:
+        apply(ctx.contrail, objs, applied)
     if ctx.kube is not None:
         vip = next(o for o in objs if o.type == "instance-ip")
         addresses = [ctx.contrail.read("instance-ip", vip.uuid, fields=[

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import httpx
 import pytest
 
 from tasks import naming, pod
+from tasks.outcomes import NotReady
+from workers.allocation import KEEP, MOVES, AllocationLock
 from workers.apply import AppliedSet
 from workers.engine import SyncFailed, run_key
 from workers.reconcilers import CLUSTER_KEY
@@ -251,3 +254,77 @@ def test_a_pod_whose_address_cannot_move_stays_where_it_is(make_context, contrai
     assert addresses() == [before]  # nothing moved, nothing lost
     assert run(narrowed, "fip/shop/web")[0] == "done"  # it stays on cluster-network: no FIP
     assert context.contrail.list("floating-ip", back_ref_id=port) == []
+
+
+def pod_on_cluster_network(context, name="web"):
+    """A namespace and a running pod on cluster-network; returns (uid, port uuid, address)."""
+    run(context, CLUSTER_KEY)
+    add_namespace(context, "shop")
+    run(context, "namespace/shop")
+    with contextlib.suppress(Exception):  # the node's vrouter, once
+        context.contrail.create("virtual-router", {
+            "fq_name": ["default-global-system-config", "n1"],
+            "parent_type": "global-system-config"})
+    uid = str(uuid.uuid4())
+    context.store.put("Pod", "shop", name, {"uid": uid, "labels": {}, "annotations": {},
+                                            "node": "n1", "host_network": False,
+                                            "ports": [], "finished": False})
+    assert run(context, f"port/shop/{name}")[0] == "done"
+    port = pod.vmi_uuid(context.settings, uid)
+    (iip,) = context.contrail.list("instance-ip", back_ref_id=port,
+                                   fields=["instance_ip_address"])
+    return uid, port, iip
+
+
+def held(context, port):
+    return sorted((i["instance_ip_address"], i["virtual_network_refs"][0]["to"][-1])
+                  for i in context.contrail.list("instance-ip", back_ref_id=port, fields=[
+                      "instance_ip_address", "virtual_network_refs"]))
+
+
+def test_a_move_whose_worker_died_after_the_delete_finishes_with_the_address(context):
+    uid, port, iip = pod_on_cluster_network(context)
+    address = iip["instance_ip_address"]
+    add_namespace(context, "shop", {"opencontrail.kubernetes.isolated": "true"})
+    run(context, "namespace/shop")
+    # the dead run: it claimed the move, deleted the old instance-ip, and died
+    AllocationLock(context.redis).claim_move("port/shop/web", uid, address)
+    context.contrail.delete("instance-ip", iip["uuid"])
+    AppliedSet(context.redis, "port/shop/web").remove(("instance-ip", iip["uuid"]))
+    # no other allocation while the move is unfinished
+    with pytest.raises(NotReady), AllocationLock(context.redis, wait=0.2).shared():
+        pass
+    assert run(context, "port/shop/web")[0] == "done"
+    assert held(context, port) == [(address, "shop-vn")]
+    assert context.redis.zcard(MOVES) == 0 and context.redis.hlen(KEEP) == 0
+
+
+def test_a_move_whose_address_was_taken_meanwhile_says_so_and_frees_the_lock(context):
+    uid, _, iip = pod_on_cluster_network(context)
+    address = iip["instance_ip_address"]
+    add_namespace(context, "shop", {"opencontrail.kubernetes.isolated": "true"})
+    run(context, "namespace/shop")
+    AllocationLock(context.redis).claim_move("port/shop/web", uid, address)
+    context.contrail.delete("instance-ip", iip["uuid"])
+    AppliedSet(context.redis, "port/shop/web").remove(("instance-ip", iip["uuid"]))
+    network = context.contrail.fq_name_to_id(
+        "virtual-network", ["default-domain", "k8s-default", "cluster-network"])
+    context.contrail.create("instance-ip", {  # somebody outside ckm takes it
+        "fq_name": ["intruder"], "instance_ip_address": address,
+        "virtual_network_refs": [{"uuid": network}]})
+    assert run(context, "port/shop/web")[0] == "bad-input"
+    failure = context.failures.get("port/shop/web")
+    assert f"lost its address {address}" in failure.error and "recreate" in failure.error
+    assert context.redis.zcard(MOVES) == 0 and context.redis.hlen(KEEP) == 0
+    with AllocationLock(context.redis, wait=0.2).shared():  # new pods allocate again
+        pass
+
+
+def test_a_move_after_redis_lost_the_port_keys_memory_keeps_the_address(context):
+    _, port, iip = pod_on_cluster_network(context)
+    address = iip["instance_ip_address"]
+    context.redis.delete("ckm:applied:port/shop/web", "ckm:placed")  # Redis lost them
+    add_namespace(context, "shop", {"opencontrail.kubernetes.isolated": "true"})
+    run(context, "namespace/shop")
+    assert run(context, "port/shop/web")[0] == "done"
+    assert held(context, port) == [(address, "shop-vn")]
