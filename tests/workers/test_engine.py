@@ -282,15 +282,20 @@ def held(context, port):
                       "instance_ip_address", "virtual_network_refs"]))
 
 
-def test_a_move_whose_worker_died_after_the_delete_finishes_with_the_address(context):
+def died_mid_move(context) -> tuple[str, str]:
+    """A pod whose namespace became isolated, and a run of its port key that claimed the
+    move, deleted the old instance-ip and died; returns (port uuid, address)."""
     uid, port, iip = pod_on_cluster_network(context)
-    address = iip["instance_ip_address"]
     add_namespace(context, "shop", {"opencontrail.kubernetes.isolated": "true"})
     run(context, "namespace/shop")
-    # the dead run: it claimed the move, deleted the old instance-ip, and died
-    AllocationLock(context.redis).claim_move("port/shop/web", uid, address)
+    AllocationLock(context.redis).claim_move("port/shop/web", uid, iip["instance_ip_address"])
     context.contrail.delete("instance-ip", iip["uuid"])
     AppliedSet(context.redis, "port/shop/web").remove(("instance-ip", iip["uuid"]))
+    return port, iip["instance_ip_address"]
+
+
+def test_a_move_whose_worker_died_after_the_delete_finishes_with_the_address(context):
+    port, address = died_mid_move(context)
     # no other allocation while the move is unfinished
     with pytest.raises(NotReady), AllocationLock(context.redis, wait=0.2).shared():
         pass
@@ -300,13 +305,7 @@ def test_a_move_whose_worker_died_after_the_delete_finishes_with_the_address(con
 
 
 def test_a_move_whose_address_was_taken_meanwhile_says_so_and_frees_the_lock(context):
-    uid, _, iip = pod_on_cluster_network(context)
-    address = iip["instance_ip_address"]
-    add_namespace(context, "shop", {"opencontrail.kubernetes.isolated": "true"})
-    run(context, "namespace/shop")
-    AllocationLock(context.redis).claim_move("port/shop/web", uid, address)
-    context.contrail.delete("instance-ip", iip["uuid"])
-    AppliedSet(context.redis, "port/shop/web").remove(("instance-ip", iip["uuid"]))
+    _, address = died_mid_move(context)
     network = context.contrail.fq_name_to_id(
         "virtual-network", ["default-domain", "k8s-default", "cluster-network"])
     context.contrail.create("instance-ip", {  # somebody outside ckm takes it

@@ -12,6 +12,13 @@ from emulators.server import free_port
 from tests.emulators.kube.helpers import wait_for
 
 
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.mark.usefixtures("require_kubectl")
 def test_cli_serves_and_writes_a_kubeconfig(tmp_path):
     port, kubeconfig = free_port(), tmp_path / "kubeconfig"
@@ -20,14 +27,7 @@ def test_cli_serves_and_writes_a_kubeconfig(tmp_path):
          "--kubeconfig", str(kubeconfig)], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline().strip() == f"kubeconfig: {kubeconfig}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, timeout=10)
+        wait_for(lambda: healthy(port), timeout=10)
         nodes = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir",
                                 str(tmp_path / "cache"), "get", "nodes", "-o", "name"],
                                capture_output=True, text=True, check=True).stdout
@@ -43,14 +43,7 @@ def _start(port: int, tmp_path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "emulators.kube", "--port", str(port), "--kubeconfig",
          str(tmp_path / "kubeconfig"), "--state", str(tmp_path / "kube.json"), *extra],
         stdout=subprocess.DEVNULL)
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=10)
+    wait_for(lambda: healthy(port), timeout=10)
     return process
 
 
