@@ -8,6 +8,7 @@ resync of the same keys, and counts Contrail calls and reconcile runs per key.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -35,15 +36,28 @@ def _wait_idle(context, timeout: float, label: str = "keys left") -> None:
         raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
 
 
-def _phase(name, context, contrail_url, keys, action, timeout) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _phase(name, context, contrail_url, keys, action, timeout,
+           processes: dict[str, list[int]] | None = None) -> dict:
+    """Run one phase; with `processes` (label -> pids), also their CPU per object."""
     from workers.engine import RUNS
 
     context.redis.delete(RUNS)
     httpx.post(f"{contrail_url}/_emulator/counters/reset").raise_for_status()
+    processes = processes or {}
+    cpu = {label: sum(cpu_seconds(p) for p in pids) for label, pids in processes.items()}
     started = time.perf_counter()
     action()
     _wait_idle(context, timeout, label=name)
     elapsed = time.perf_counter() - started
+    cpu = {f"{label}_cpu_ms_per_object": round(
+        (sum(cpu_seconds(p) for p in processes[label]) - used) * 1000 / len(keys), 2)
+        for label, used in cpu.items()}
     counted = httpx.get(f"{contrail_url}/_emulator/counters").json()
     calls = counted["total"]
     runs = Counter(json.loads(r)["key"] for r in context.redis.lrange(RUNS, 0, -1))
@@ -51,7 +65,7 @@ def _phase(name, context, contrail_url, keys, action, timeout) -> dict:
             "objects_per_second": round(len(keys) / elapsed, 1),
             "contrail_calls": calls, "calls_per_object": round(calls / len(keys), 2),
             "runs_per_key": round(sum(runs[k] for k in keys) / len(keys), 2),
-            "calls_by_operation": counted["by_operation"]}
+            **cpu, "calls_by_operation": counted["by_operation"]}
 
 
 @bench_app.command("engine")
@@ -100,8 +114,11 @@ def bench_engine(
             for start in range(0, len(keys), 500):
                 enqueue(celery_app, context.queue, keys[start:start + 500], resync=True)
 
-        results = [_phase("cold", context, contrail, keys, create, 900),
-                   _phase("resync", context, contrail, keys, resync, 900)]
+        measured = {"workers": [c.proc.pid for c in procs.children
+                                if c.name.startswith("worker-")],
+                    "redis": [c.proc.pid for c in procs.children if c.name == "redis"]}
+        results = [_phase("cold", context, contrail, keys, create, 900, measured),
+                   _phase("resync", context, contrail, keys, resync, 900, measured)]
         for r in results:
             r.update(workers=workers, threads=concurrency, latency_ms=latency_ms)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -94,7 +95,11 @@ def flower(ctx: typer.Context,
             f"--db={os.path.join(os.environ.get('CKM_STATE_DIR', '.'), 'flower.db')}"]
     if context.settings.flower_basic_auth:
         args.append(f"--basic-auth={context.settings.flower_basic_auth.get_secret_value()}")
-    celery_app.start(args)
+    try:
+        celery_app.start(args)  # Flower turns the workers' task events on while it runs
+    finally:
+        with contextlib.suppress(Exception):  # nobody watches now: workers stop paying for them
+            celery_app.control.disable_events()
 
 
 @app.command()

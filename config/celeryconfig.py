@@ -22,8 +22,10 @@ def celery_options(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": settings.worker_concurrency,
-        "worker_send_task_events": True,  # Flower and `ckm status` see every task
-        "task_send_sent_event": True,
+        # Task events cost every run several Redis publishes: off until a monitor asks for
+        # them (Flower broadcasts enable_events while it runs; `ckm flower` disables on exit).
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         # Queues are consumed in the order a worker lists them: urgent first, resync last.
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT,
                                      "queue_order_strategy": "priority",

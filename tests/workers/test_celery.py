@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -166,3 +167,42 @@ def test_global_contrail_concurrency_cap_is_never_exceeded(celery_stack):
     celery_stack.wait_idle()
     assert all(project_exists(celery_stack, n) for n in names)
     assert int(celery_stack.context.redis.get(PEAK)) == 3
+
+
+def test_task_events_only_while_a_monitor_asks_for_them(celery_stack):
+    """Issue 15: events cost every run Redis publishes; workers send them only after a
+    monitor (Flower) broadcasts enable_events, and stop on disable_events."""
+    import threading
+
+    celery_stack.start_worker()
+    app, seen = celery_stack.app, []
+
+    def listen(stop: threading.Event) -> None:
+        with app.connection_for_read() as connection:
+            receiver = app.events.Receiver(connection, handlers={"*": seen.append})
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # timeouts: listen again
+                    receiver.capture(limit=None, timeout=0.5, wakeup=False)
+
+    def task_events_during(keys: list[str]) -> list[str]:
+        seen.clear()
+        stop = threading.Event()
+        thread = threading.Thread(target=listen, args=(stop,), daemon=True)
+        thread.start()
+        time.sleep(1)  # subscribed before anything runs
+        for key in keys:
+            put_namespace(celery_stack, key.split("/")[1])
+        celery_stack.enqueue(keys)
+        celery_stack.wait_idle()
+        time.sleep(1)
+        stop.set()
+        thread.join(5)
+        return [e["type"] for e in seen if e["type"].startswith("task-")]
+
+    celery_stack.enqueue([CLUSTER_KEY])
+    celery_stack.wait_idle()
+    assert task_events_during(["namespace/quiet"]) == []
+    app.control.enable_events()
+    assert "task-succeeded" in task_events_during(["namespace/watched"])
+    app.control.disable_events()
+    assert task_events_during(["namespace/quiet-again"]) == []
