@@ -104,6 +104,12 @@ def unsupported_media_type(content_type: str) -> ApiError:
                     f'application/strategic-merge-patch+json (got "{content_type}")')
 
 
+def unsupported_body(content_type: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType",
+                    f'the body of the request was in an unknown format - accepted media types '
+                    f'include: application/json, application/yaml (got "{content_type}")')
+
+
 def route_not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 

@@ -78,11 +78,19 @@ def _limit(request: Request) -> int | None:
         raise errors.bad_request(f'invalid value for limit: "{raw}"') from None
 
 
+BODY_TYPES = ("application/json", "application/yaml", "application/apply-patch+yaml", "",
+              *PATCH_TYPES)
+
+
 async def _body(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return None
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
+    if content_type.strip() not in BODY_TYPES:
+        # protobuf or CBOR: answered as a server that does not speak it, so that client-go
+        # falls back to JSON (it does on 415)
+        raise errors.unsupported_body(content_type)
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)

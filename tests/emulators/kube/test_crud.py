@@ -179,3 +179,16 @@ def test_cluster_scoped_and_all_namespaces_urls(core):
     assert names == [("default", "b"), ("team-a", "a")]
     assert {"default", "kube-system", "team-a"} <= {
         n.metadata.name for n in core.list_namespace().items}
+
+
+def test_a_body_in_a_format_it_does_not_speak_is_415_not_a_decoding_error(kube_emulator):
+    """kubectl's generators send protobuf: the answer says the format is unknown, as an API
+    server that does not speak it would, rather than failing to parse it as JSON."""
+    import httpx
+
+    answer = httpx.post(f"{kube_emulator.url}/api/v1/namespaces", content=b"k8s\x00\x0a\x0f",
+                        headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert answer.status_code == 415
+    body = answer.json()
+    assert (body["kind"], body["reason"]) == ("Status", "UnsupportedMediaType")
+    assert "application/vnd.kubernetes.protobuf" in body["message"]
