@@ -56,6 +56,11 @@ class AppliedSet:
     def entries(self) -> dict[tuple[str, str], str]:
         return {tuple(k.split("/", 1)): v for k, v in self.redis.hgetall(self.name).items()}
 
+    def entries_and_epoch(self) -> tuple[dict[tuple[str, str], str], str]:
+        raw, epoch = self.redis.pipeline(transaction=False).hgetall(self.name).get(
+            EPOCH).execute()
+        return {tuple(k.split("/", 1)): v for k, v in raw.items()}, str(epoch or 0)
+
     def __contains__(self, address: tuple[str, str]) -> bool:
         return bool(self.redis.hexists(self.name, "/".join(address)))
 
@@ -66,16 +71,11 @@ class AppliedSet:
         self.redis.hdel(self.name, "/".join(address))
 
 
-def current_epoch(client: redis.Redis) -> str:
-    return str(client.get(EPOCH) or 0)
-
-
 def apply(client: ContrailClient, desired: list[Obj], applied: AppliedSet) -> Applied:
     """Delete what the key made and no longer wants (first: a replaced object may hold the
     name its successor needs), then create or update the desired objects in order."""
     result = Applied()
-    known = applied.entries()
-    epoch = current_epoch(applied.redis)
+    known, epoch = applied.entries_and_epoch()  # one round trip
     wanted = {obj.address for obj in desired}
     for type_, uuid in sorted(set(known) - wanted, key=lambda a: delete_rank(a[0])):
         if delete_if_exists(client, type_, uuid):

@@ -113,8 +113,7 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     try:
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
-        _observe_latency(context, key, sync.kind)
-        if not run.fenced() and context.failures.clear(key):
+        if _after_success(context, key, sync.kind, clear=not run.fenced()):
             log.info("key %s recovered", key)
     except fencing.LeaseLost as exc:
         outcome, error = "fenced", exc
@@ -178,14 +177,19 @@ def report_bad_object(context: Context, kind: str, obj: dict, exc: Exception) ->
     return key
 
 
-def _observe_latency(context: Context, key: str, kind: str) -> None:
-    """Kubernetes change observed -> Contrail written, for the histogram by kind."""
+def _after_success(context: Context, key: str, kind: str, *, clear: bool) -> bool:
+    """In one round trip: the latency from the Kubernetes change to now (for the histogram
+    by kind), and, unless the run was fenced, forget the key's failure; True when a failed
+    sync recovered."""
     from workers.dispatch import SINCE
 
-    since = context.redis.hget(SINCE, key)
-    if since:
-        context.redis.hdel(SINCE, key)
-        metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(since)))
+    pipe = context.redis.pipeline(transaction=False).hget(SINCE, key).hdel(SINCE, key)
+    if clear:
+        context.failures.clear_in(pipe, key)
+    replies = pipe.execute()
+    if replies[0]:
+        metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(replies[0])))
+    return clear and bool(replies[3])
 
 
 def _tell_kubernetes(context: Context, key: str, exc: Exception | str) -> None:

@@ -53,8 +53,13 @@ class Failures:
     def clear(self, key: str) -> bool:
         """Forget attempts and failure of `key` (it succeeded, or an operator retries it)."""
         pipe = self.redis.pipeline()
-        pipe.hdel(ATTEMPTS, key).hdel(FAILED, key)
+        self.clear_in(pipe, key)
         return bool(pipe.execute()[1])
+
+    @staticmethod
+    def clear_in(pipe, key: str):
+        """Queue the clear on a pipeline; its second result says whether a failure went."""
+        return pipe.hdel(ATTEMPTS, key).hdel(FAILED, key)
 
     def get(self, key: str) -> FailedSync | None:
         raw = self.redis.hget(FAILED, key)
