@@ -53,21 +53,25 @@ def collect(context) -> dict:
 
 
 RATE_WINDOW = 60.0
+RATE_PAGE = 500
 
 
 def rates(context) -> dict:
-    """Runs per second over the last minute, from the engine's run log (newest first)."""
+    """Runs per second over the last minute, from the engine's run log (newest first),
+    read a page at a time until a run is older than the window (`--watch` reads it every
+    second: not the whole log)."""
     from workers.engine import RUNS, RUNS_KEPT
 
     since, runs, done, errors = time.time() - RATE_WINDOW, 0, 0, 0
-    recent = context.redis.lrange(RUNS, 0, -1)  # the engine keeps the newest RUNS_KEPT
-    for raw in recent:
-        run = json.loads(raw)
-        if run["end"] < since:
+    for start in range(0, RUNS_KEPT, RATE_PAGE):
+        page = [json.loads(raw) for raw in context.redis.lrange(RUNS, start,
+                                                                 start + RATE_PAGE - 1)]
+        recent = [run for run in page if run["end"] >= since]
+        runs += len(recent)
+        done += sum(run["outcome"] == "done" for run in recent)
+        errors += sum(run["outcome"] in ("error", "bad-input") for run in recent)
+        if len(recent) < RATE_PAGE:  # the window ends in this page, or the log does
             break
-        runs += 1
-        done += run["outcome"] == "done"
-        errors += run["outcome"] in ("error", "bad-input")
     # every run the log keeps is recent: there were at least this many, maybe more
     at_least = runs >= RUNS_KEPT
     return {"window_seconds": RATE_WINDOW, "runs": runs, "done": done, "errors": errors,

@@ -148,3 +148,19 @@ def test_wait_on_a_terminal_shows_keys_left_rate_and_eta(tmp_path, redis_url, co
     assert os.waitstatus_to_exitcode(status) == 1, text
     assert "keys left" in text and "0/2" in text and "keys/s" in text and "ETA" in text
     assert "still pending after 3s: 2" in text
+
+
+def test_status_rates_count_the_last_minute_across_pages(context):
+    import time
+
+    from ckm.status_cli import RATE_PAGE, rates
+    from workers.engine import RUNS
+
+    now = time.time()
+    old = [json.dumps({"key": "k", "outcome": "done", "end": now - 120})] * 10
+    recent = [json.dumps({"key": "k", "outcome": "done" if i % 4 else "error", "end": now - 1})
+              for i in range(RATE_PAGE * 2 + 7)]
+    context.redis.rpush(RUNS, *recent, *old)  # newest first, as the engine logs them
+    counted = rates(context)
+    assert (counted["runs"], counted["errors"]) == (len(recent), (len(recent) + 3) // 4)
+    assert counted["done"] == len(recent) - counted["errors"] and not counted["at_least"]
