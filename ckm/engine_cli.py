@@ -222,19 +222,24 @@ def resync(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as "
                                                  "JSON")] = False,
            broker: BrokerOption = None, state_dir: StateDirOption = None) -> None:
-    """Re-enqueue every stored key (at low priority); with no --kind, also run GC."""
+    """Start a resync pass: every stored key runs again at low priority, handed out as the
+    workers take them; with no --kind every object is verified against Contrail and GC runs."""
+    from workers.resync import progress, progress_text
     from workers.resync import resync as run_resync
 
     celery_app, context = _engine(ctx, broker=broker, state_dir=state_dir)
     counts = run_resync(context, celery_app, kinds=[kind] if kind else None)
+    running = None if counts else progress(context)
+    if not as_json:
+        out.print(f"resync pass started over {counts['objects']} object(s); the workers hand "
+                  f"their keys out as they take them: {counts}" if counts else
+                  "not started: a pass is already running: " + progress_text(running)
+                  if running else "not started: a resync is starting elsewhere",
+                  highlight=False)
     if wait:
-        if not as_json:
-            out.print(f"queued {sum(counts.values())} key(s): {counts}")
-        _finish_waiting(context, timeout, as_json, queued=counts)
+        _finish_waiting(context, timeout, as_json, started=bool(counts), queued=counts)
     elif as_json:
-        typer.echo(json.dumps({"queued": counts}))
-    else:
-        out.print(f"queued {sum(counts.values())} key(s): {counts}")
+        typer.echo(json.dumps({"started": bool(counts), "queued": counts, "running": running}))
 
 
 @app.command()

@@ -24,7 +24,7 @@ def collect(context) -> dict:
     from watcher.main import LEADER_KEY, STREAMS_KEY
     from workers import reconcilers  # noqa: F401  (registers every sync and its queue)
     from workers.liveness import workers_seen
-    from workers.resync import LAST
+    from workers.resync import LAST, progress, progress_text
     from workers.status import pending
     from workers.syncs import queues
 
@@ -42,6 +42,8 @@ def collect(context) -> dict:
         "pending": pending(context),
         "leader": r.get(LEADER_KEY),
         "last_resync": (datetime.fromtimestamp(int(last), UTC).isoformat() if last else None),
+        "resync_running": (progress_text(running)
+                           if (running := progress(context)) is not None else None),
         "contrail_healthy": _contrail_answers(context.settings.contrail_urls),
         "contrail_urls": context.settings.contrail_urls,
         "workers": workers_seen(context),
@@ -113,6 +115,7 @@ def _table(state: dict) -> Table:
              else "[red]incomplete: the watcher is listing, no key runs[/]"),
             ("workers consuming", _workers(state["workers"])),
             ("last resync", state["last_resync"] or "never"),
+            ("resync pass", state["resync_running"] or "none running"),
             ("Contrail API", "[green]healthy[/]" if state["contrail_healthy"]
              else "[red]unreachable[/]"))
     for label, value in rows:

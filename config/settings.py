@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(
         0.05, ge=0, description="a key changed while it ran waits this long before re-running")
     resync_interval: float = Field(600.0, ge=0, description="full resync + GC period; 0 = off")
+    resync_page: int = Field(
+        500, ge=1, description="store entries a resync pass reads per step")
+    resync_lane: int = Field(
+        1000, ge=1, description="a resync pass hands out more keys only while fewer than "
+        "this many wait on the resync lane (live changes never queue behind more)")
     worker_concurrency: int = Field(16, ge=1, description="threads per worker process")
 
     # --- operations

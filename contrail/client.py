@@ -8,6 +8,7 @@ Objects travel as plain dicts in wire form: `{"fq_name": [...], "parent_type": .
 from __future__ import annotations
 
 import json as jsonlib
+from collections.abc import Iterator
 from typing import Any
 
 from config.settings import Settings
@@ -99,6 +100,27 @@ class ContrailClient:
             answer = self._call("GET", f"/{type_}s", type_, params=query)
         items = answer.json()[f"{type_}s"]
         return [item[type_] for item in items] if detail else items
+
+    def pages(self, type_: str, *, fields: list[str] | None = None,
+              page_limit: int = 1000) -> Iterator[list[dict]]:
+        """Every object of a type, a page at a time (`page_limit`, `page_marker`: the server
+        answers the marker to ask for the next page). A server that does not paginate answers
+        no marker, and its one answer is the one page."""
+        marker = None
+        while True:
+            query: dict[str, Any] = {"detail": "False", "count": "False", "shared": "False",
+                                     "page_limit": str(page_limit)}
+            if fields:
+                query["fields"] = ",".join(fields)
+            if marker is not None:
+                query["page_marker"] = marker
+            answer = self._call("GET", f"/{type_}s", type_, params=query).json()
+            items = answer[f"{type_}s"]
+            if items:
+                yield items
+            marker = answer.get("marker")
+            if not items or not marker:
+                return
 
     def count(self, type_: str, **anchors) -> int:
         query = {k: v if isinstance(v, str) else ",".join(v) for k, v in anchors.items()}

@@ -21,8 +21,12 @@ import redis
 from contrail.client import ContrailClient
 from contrail.ensure import delete_if_exists, ensure
 from tasks.model import Obj, delete_rank
+from workers import fencing
 
 EPOCH = "ckm:epoch"
+# key -> the epoch a key's last good run verified its objects in; a resync pass skips the keys
+# verified in its own epoch (they ran during the pass). Emptied when a pass bumps the epoch.
+VERIFIED = "ckm:verified"
 
 
 @dataclass
@@ -76,6 +80,9 @@ def apply(client: ContrailClient, desired: list[Obj], applied: AppliedSet) -> Ap
     name its successor needs), then create or update the desired objects in order."""
     result = Applied()
     known, epoch = applied.entries_and_epoch()  # one round trip
+    run = fencing.current()
+    if run is not None:
+        run.verified_in(epoch)
     wanted = {obj.address for obj in desired}
     for type_, uuid in sorted(set(known) - wanted, key=lambda a: delete_rank(a[0])):
         if delete_if_exists(client, type_, uuid):

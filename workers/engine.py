@@ -113,7 +113,8 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     try:
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
-        if _after_success(context, key, sync.kind, clear=not run.fenced()):
+        if _after_success(context, key, sync.kind, clear=not run.fenced(),
+                          epoch=None if run.fenced() else run.epoch):
             log.info("key %s recovered", key)
     except fencing.LeaseLost as exc:
         outcome, error = "fenced", exc
@@ -177,15 +178,20 @@ def report_bad_object(context: Context, kind: str, obj: dict, exc: Exception) ->
     return key
 
 
-def _after_success(context: Context, key: str, kind: str, *, clear: bool) -> bool:
+def _after_success(context: Context, key: str, kind: str, *, clear: bool,
+                   epoch: int | None = None) -> bool:
     """In one round trip: the latency from the Kubernetes change to now (for the histogram
-    by kind), and, unless the run was fenced, forget the key's failure; True when a failed
-    sync recovered."""
+    by kind), the resync epoch the run verified its objects in (a resync pass skips the key),
+    and, unless the run was fenced, forget the key's failure; True when a failed sync
+    recovered."""
+    from workers.apply import VERIFIED
     from workers.dispatch import SINCE
 
     pipe = context.redis.pipeline(transaction=False).hget(SINCE, key).hdel(SINCE, key)
     if clear:
         context.failures.clear_in(pipe, key)
+    if epoch is not None:
+        pipe.hset(VERIFIED, key, epoch)
     replies = pipe.execute()
     if replies[0]:
         metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(replies[0])))

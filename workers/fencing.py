@@ -27,6 +27,12 @@ class Run:
     safe_seconds: float
     renewed_at: float = field(default_factory=time.monotonic)
     lost: bool = False
+    # the oldest resync epoch this run's applies verified against (None: nothing applied);
+    # a run that ends well marks its key verified in that epoch (see workers.resync)
+    epoch: int | None = None
+
+    def verified_in(self, epoch: str) -> None:
+        self.epoch = int(epoch) if self.epoch is None else min(self.epoch, int(epoch))
 
     def fenced(self) -> bool:
         return self.lost or time.monotonic() - self.renewed_at > self.safe_seconds

@@ -38,8 +38,11 @@ PREFIX = "ckm:q:"
 QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING, LANES, RESENDS = (
     PREFIX + "queued", PREFIX + "processing", PREFIX + "leases", PREFIX + "dirty",
     PREFIX + "delayed", PREFIX + "settling", PREFIX + "lanes", PREFIX + "resends")
+# The queued keys whose message went to the resync lane: how full that lane is, so a resync
+# pass hands out keys only as fast as the workers take them (see workers.resync).
+RESYNCING = PREFIX + "resyncing"
 KEYS = [QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING, LANES, RESENDS, OUTBOX,
-        URGENT_OUTBOX, COMPLETE]
+        URGENT_OUTBOX, COMPLETE, RESYNCING]
 
 # Lanes, most urgent first: the Celery queue a key's message went to.
 URGENT, NORMAL, RESYNC = 0, 1, 2
@@ -65,9 +68,11 @@ for i = 3, #ARGV do
   elseif not redis.call('ZSCORE', KEYS[6], key) then
     if redis.call('ZADD', KEYS[1], 'NX', now + resend, key) == 1 then
       redis.call('HSET', KEYS[7], key, lane)
+      if lane == 2 then redis.call('SADD', KEYS[12], key) end
       table.insert(send, key)
     elseif lane < tonumber(redis.call('HGET', KEYS[7], key) or '9') then
       redis.call('HSET', KEYS[7], key, lane)  -- more urgent than the message it waits for
+      redis.call('SREM', KEYS[12], key)
       table.insert(send, key)
     end
   end
@@ -82,6 +87,7 @@ _BEGIN = _NOW + """
 local key = ARGV[1]
 if redis.call('ZREM', KEYS[1], key) == 0 then return 3 end
 redis.call('HDEL', KEYS[7], key)
+redis.call('SREM', KEYS[12], key)
 redis.call('HDEL', KEYS[8], key)
 if redis.call('EXISTS', KEYS[11]) == 0 then
   redis.call('ZADD', KEYS[5], now + 1000, key)
@@ -177,6 +183,8 @@ for i = 3, #ARGV do
   else
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), key)
     redis.call('HSET', KEYS[7], key, ARGV[1])
+    if ARGV[1] == '2' then redis.call('SADD', KEYS[12], key)
+    else redis.call('SREM', KEYS[12], key) end
     table.insert(send, key)
   end
 end
@@ -269,6 +277,10 @@ class KeyQueue:
         pipe.zcard(QUEUED).hlen(PROCESSING).zcard(DELAYED).zcard(SETTLING)
         queued, processing, delayed, settling = pipe.execute()
         return Depths(queued, processing, delayed + settling)
+
+    def resync_lane(self) -> int:
+        """Keys queued on the resync lane, not yet taken by a worker."""
+        return int(self.redis.scard(RESYNCING))
 
     def delayed(self) -> dict[str, float]:
         """Key -> seconds until its retry."""

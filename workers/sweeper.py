@@ -7,7 +7,8 @@ adding workers adds no load. Each sweep:
     attempt and is retried with backoff, so a key that kills every worker that touches it is
     listed as a failed sync (and keeps retrying at the capped backoff) instead of looping;
   - sends again keys queued too long without running (their message may be lost);
-  - enqueues keys a watcher wrote into the outbox but did not enqueue (it died in between).
+  - enqueues keys a watcher wrote into the outbox but did not enqueue (it died in between);
+  - hands out the next page of a resync pass when the resync lane has room.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 
-from workers import metrics
+from workers import metrics, resync
 from workers.backoff import delay
 from workers.context import Context
 from workers.engine import Send
@@ -79,6 +80,7 @@ class Sweeper(threading.Thread):
             if keys:
                 log.info("enqueueing %d key(s) a watcher stored but did not enqueue", len(keys))
                 self.send(queue.enqueue(keys, lane), lane)
+        resync.advance(self.context, self.send)
         if time.monotonic() - self.measured >= MEASURE_EVERY:
             self.measure()
 

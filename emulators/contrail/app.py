@@ -170,9 +170,17 @@ def _list(request: Request, type_: str, params: dict[str, Any]) -> Response:
     renderer = Renderer(e.backend.store, base_url(request),
                         hrefs=not listing.flag(params.get("exclude_hrefs")))
     fields = listing.split(params.get("fields"))
+    extra: dict[str, Any] = {}
+    try:
+        paged = listing.paginate(objs, params.get("page_limit"), params.get("page_marker"))
+    except ValueError as exc:
+        raise errors.bad_request(str(exc)) from None
+    if paged is not None:
+        objs, extra["marker"] = paged
     if listing.flag(params.get("detail")):
-        return as_json({key: [{spec.name: renderer.detail_entry(o, fields)} for o in objs]})
-    return as_json({key: [renderer.list_entry(o, fields) for o in objs]})
+        return as_json({key: [{spec.name: renderer.detail_entry(o, fields)} for o in objs],
+                        **extra})
+    return as_json({key: [renderer.list_entry(o, fields) for o in objs], **extra})
 
 
 @endpoint

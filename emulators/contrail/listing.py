@@ -78,6 +78,29 @@ def select(store: Store, spec: TypeSpec, q: ListQuery) -> list[Obj]:
     return objs
 
 
+def _page_key(obj: Obj) -> str:
+    return ":".join(obj.fq_name) + ":" + obj.uuid
+
+
+def paginate(objs: list[Obj], limit: str | None, marker: str | None
+             ) -> tuple[list[Obj], str | None] | None:
+    """`page_limit` / `page_marker`, as the API server's lists take them: the page after the
+    marker, in fq_name-string order, and the marker to ask for the next one (None after the
+    last page). None when the request asked for no page."""
+    if not limit:
+        return None
+    try:
+        size = int(limit)
+    except ValueError:
+        raise ValueError(f"page_limit must be an integer, not {limit!r}") from None
+    ordered = sorted(objs, key=_page_key)
+    if marker:
+        ordered = [o for o in ordered if _page_key(o) > marker]
+    page = ordered[:size] if size > 0 else ordered
+    more = len(ordered) > len(page)
+    return page, (_page_key(page[-1]) if more and page else None)
+
+
 def _anchor(store: Store, spec: TypeSpec, q: ListQuery) -> list[Obj]:
     parents = _parents(store, spec, q)
     if parents is not None:

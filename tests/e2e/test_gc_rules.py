@@ -11,7 +11,7 @@ from contrail.ensure import annotations_of
 from tasks.model import DELETE_ORDER
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_translation import pod_body, running_ip
-from workers.resync import HAND_OVER, KEEP, OWNER_RULES, collect_garbage, gc_verdict
+from workers.gc import HAND_OVER, KEEP, OWNER_RULES, collect_garbage, gc_verdict
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from watcher.leader import LeaseElector
 from watcher.main import Watcher
 from watcher.reflector import Reflector
 from watcher.store import CHANGED, STALE, DesiredStore, Fenced
-from workers.resync import collect_garbage
+from workers.gc import collect_garbage
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from tasks.outcomes import NotReady
 from workers.allocation import KEEP, MOVES, AllocationLock
 from workers.apply import AppliedSet
 from workers.engine import SyncFailed, run_key
+from workers.gc import KINDS, collect_garbage
 from workers.reconcilers import CLUSTER_KEY
-from workers.resync import KINDS, collect_garbage
 
 pytestmark = pytest.mark.integration
 

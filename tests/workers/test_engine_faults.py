@@ -163,7 +163,7 @@ def test_gc_stops_when_redis_loses_the_store_in_the_middle_of_its_pass(context):
     """Review finding: GC checked the store once, then read "gone" for every live object if
     Redis lost its data while it walked Contrail."""
     from workers.apply import AppliedSet  # noqa: F401  (the key GC hands peer groups to)
-    from workers.resync import KINDS, collect_garbage
+    from workers.gc import KINDS, collect_garbage
 
     context.queue.enqueue(["cluster/bootstrap"])
     run_key(context, "cluster/bootstrap", lambda *_: None)

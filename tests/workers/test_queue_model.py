@@ -47,6 +47,7 @@ from workers.queue import (
     QUEUED,
     RESENDS,
     RESYNC,
+    RESYNCING,
     RUN,
     SETTLING,
     STORE_INCOMPLETE,
@@ -290,6 +291,9 @@ class QueueMachine(RuleBasedStateMachine):
         assert not queued & set(processing), "a key both queued and running"
         assert set(self.r.hkeys(LANES)) <= queued
         assert set(self.r.hkeys(RESENDS)) <= queued
+        # the resync lane's fill level counts exactly the queued keys waiting on that lane
+        on_resync_lane = {k for k, lane in self.r.hgetall(LANES).items() if lane == str(RESYNC)}
+        assert self.r.smembers(RESYNCING) == on_resync_lane, "resync lane miscounted"
 
     @invariant()
     def a_key_that_needs_work_is_pending(self):
