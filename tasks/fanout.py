@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterator
 from typing import Protocol
 
+from tasks.indexes import NAMED_PORTS, named_ports
 from tasks.ingress import backend_services
 from tasks.outcomes import BadInput
 from tasks.pod import APP_NAME
@@ -42,6 +43,8 @@ class Lookup(Protocol):
     def in_namespace(self, kind: str, namespace: str) -> list[tuple[str, dict]]: ...
 
     def items(self, kind: str) -> Iterator[tuple[str, str, dict]]: ...
+
+    def indexed(self, kind: str, index: str) -> list[tuple[str, str, dict]]: ...
 
 
 def _pod_keys(namespace: str, name: str, pod: dict | None, app_label: str) -> list[str]:
@@ -107,8 +110,7 @@ def _dependents(kind, namespace, name, old, new, lookup: Lookup, app_label) -> l
         keys += [f"ingress/{namespace}/{i}" for i, ingress in lookup.in_namespace(
             "Ingress", namespace) if name in backend_services(ingress)]
     elif kind == "Node" and old is None:
-        keys += [f"port/{ns}/{pod}" for ns, pod, p in lookup.items("Pod")
-                 if p.get("node") == name]
+        keys += [f"port/{ns}/{pod}" for ns, pod, _ in lookup.indexed("Pod", f"node:{name}")]
     return keys
 
 
@@ -121,13 +123,6 @@ def peer_keys(namespace: str, name: str, projection: dict | None) -> list[str]:
     except BadInput:
         return []
     return [peer_key(namespace, peer) for peer in parsed.pod_peers()]
-
-
-def _named_ports(projection: dict) -> bool:
-    spec = projection.get("spec") or {}
-    return any(isinstance(port.get("port"), str) and not str(port["port"]).isdigit()
-               for direction in ("ingress", "egress") for r in spec.get(direction) or []
-               for port in r.get("ports") or [])
 
 
 def _counts(pod: dict | None) -> bool:
@@ -189,8 +184,8 @@ def _named_port_namespace(namespace: str, old: dict | None, new: dict | None,
 
 def _named_port_parsed(lookup: Lookup):
     """(namespace, name, parsed) of the stored policies with named ports that compile."""
-    for ns, name, projection in lookup.items("NetworkPolicy"):
-        if _named_ports(projection):
+    for ns, name, projection in lookup.indexed("NetworkPolicy", NAMED_PORTS):
+        if named_ports(projection):
             parsed = _parsed(ns, name, json.dumps(projection, sort_keys=True))
             if parsed is not None:
                 yield ns, name, parsed
@@ -218,14 +213,31 @@ def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,
     ns_labels = {n: (p.get("labels") or {}) for _, n, p in lookup.items("Namespace")}
     named = [(v, egress_named(v)) for v in versions]
     keys = []
-    for pod_ns, pod, projection in lookup.items("Pod"):
-        labels, its_ns = projection.get("labels") or {}, ns_labels.get(pod_ns, {})
-        if any(v.selects(pod_ns, labels) or any(
-                peer.matches(v.namespace, pod_ns, labels, its_ns) for peer in v.pod_peers())
-                or any(_egress_resolves(v.namespace, peer, spec, pod_ns, projection, its_ns)
-                       for peer, spec in egress) for v, egress in named):
-            keys.append(f"sgs/{pod_ns}/{pod}")
+    for pod_ns in _reachable_namespaces(named, ns_labels):
+        its_ns = ns_labels.get(pod_ns, {})
+        for pod, projection in lookup.in_namespace("Pod", pod_ns):
+            labels = projection.get("labels") or {}
+            if any(v.selects(pod_ns, labels) or any(
+                    peer.matches(v.namespace, pod_ns, labels, its_ns)
+                    for peer in v.pod_peers()) or any(
+                    _egress_resolves(v.namespace, peer, spec, pod_ns, projection, its_ns)
+                    for peer, spec in egress) for v, egress in named):
+                keys.append(f"sgs/{pod_ns}/{pod}")
     return keys
+
+
+def _reachable_namespaces(named, ns_labels: dict[str, dict]) -> list[str]:
+    """The namespaces whose pods a policy can select or peer (named egress ports included):
+    its own, and those a namespaceSelector of a peer matches (a pod of a namespace not stored
+    yet is reached when its Namespace arrives: its labels change from none)."""
+    found = set()
+    for v, egress in named:
+        found.add(v.namespace)
+        for peer in [*v.pod_peers(), *(peer for peer, _ in egress)]:
+            if peer.namespaces is not None:
+                found.update(n for n, labels in ns_labels.items()
+                             if peer.namespaces.matches(labels))
+    return sorted(found)
 
 
 def store_coordinates(kind: str, namespace: str, name: str) -> tuple[str, str, str]:

@@ -133,6 +133,8 @@ class Watcher:
 
     def _start(self) -> None:
         self.term = self.store.claim_term()
+        if self.store.ensure_indexes():  # before any write of this leadership
+            log.info("rebuilt the store's index sets")
         log.info("%s is the leader (term %d); watching %s", self.identity, self.term,
                  ", ".join(self.kinds))
         self.reflectors = [

@@ -284,7 +284,7 @@ class Reflector:
                                       app_label=self.app_label))
         object_rv = (obj.get("metadata") or {}).get("resourceVersion") or ""
         status = self.writer.put(namespace, name, projection, object_rv=object_rv,
-                                 resume_rv=rv, keys=keys, check=check)
+                                 resume_rv=rv, keys=keys, check=check, old=old)
         if status == CHANGED:
             self._enqueue(keys, False)
 
@@ -293,7 +293,7 @@ class Reflector:
         keys = [] if old is None else _checked(affected_keys(
             self.kind, namespace, name, old, None, self.store, app_label=self.app_label))
         status = self.writer.delete(namespace, name, object_rv=rv, resume_rv=rv, keys=keys,
-                                    check=check)
+                                    check=check, old=old)
         if status == CHANGED:
             if self.kind in NO_CLEANUP:  # no key reads their tombstones: none may pile up
                 self.store.forget_tombstone(self.kind, namespace, name)

@@ -35,7 +35,12 @@ from typing import Any
 
 import redis
 
+from tasks.indexes import INDEXED_KINDS, index_key, index_names
+from tasks.indexes import VERSION as INDEX_VERSION
+
 TERM = "ckm:term"
+UNREAD = object()  # `old` not given: the writer reads it
+INDEXES = "ckm:store:indexes"  # the version of tasks.indexes the index sets were built by
 COMPLETE = "ckm:store:complete"
 OUTBOX = "ckm:q:outbox"             # key -> ms it was written; drained by the sweeper
 URGENT_OUTBOX = "ckm:q:outbox:urgent"
@@ -46,7 +51,9 @@ CHANGED, UNCHANGED, STALE, FENCED, LOST = 1, 0, -1, -2, -3
 _WRITE = """
 -- KEYS: obj, hash, tomb, idx, orv, rv, gen, term, complete, outbox
 -- ARGV: op (put|del|advance|listed), field, name, json, sha, object rv, resume rv,
---       expected generation ('' = do not check: a relist), term, keys to enqueue...
+--       expected generation ('' = do not check: a relist), term, L, J, L index sets the
+--       object leaves, J index sets it joins (both applied only when the write changes the
+--       store), keys to enqueue...
 -- Returns {status, generation, old projection or ''}.
 local op, field = ARGV[1], ARGV[2]
 local function int(v)
@@ -80,11 +87,17 @@ local function advance()
   end
   if ARGV[8] ~= '' then gen = redis.call('INCR', KEYS[7]) end  -- an integer reply
 end
+local leaving, joining = tonumber(ARGV[10]), tonumber(ARGV[11])
+local first_key = 12 + leaving + joining
 local function outbox()
-  if #ARGV < 10 then return end
+  if #ARGV < first_key then return end
   local t = redis.call('TIME')
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  for i = 10, #ARGV do redis.call('ZADD', KEYS[10], 'NX', now, ARGV[i]) end
+  for i = first_key, #ARGV do redis.call('ZADD', KEYS[10], 'NX', now, ARGV[i]) end
+end
+local function reindex()  -- the object's secondary index sets it leaves and joins
+  for i = 12, 11 + leaving do redis.call('SREM', ARGV[i], field) end
+  for i = 12 + leaving, first_key - 1 do redis.call('SADD', ARGV[i], field) end
 end
 if op == 'advance' then advance(); return {0, gen, ''} end
 -- a watch event at or before the resume point was handled already: a replay
@@ -103,6 +116,7 @@ if op == 'put' then
   redis.call('HSET', KEYS[2], field, ARGV[5])
   redis.call('HDEL', KEYS[3], field)
   redis.call('SADD', KEYS[4], ARGV[3])
+  reindex()
   outbox()
   advance()
   return {1, gen, ''}
@@ -113,6 +127,7 @@ redis.call('HDEL', KEYS[1], field)
 redis.call('HDEL', KEYS[2], field)
 redis.call('HSET', KEYS[3], field, old)
 redis.call('SREM', KEYS[4], ARGV[3])
+reindex()
 outbox()
 advance()
 return {1, gen, old}
@@ -163,17 +178,26 @@ class Writer:
                  generation: str | None = None):
         self.store, self.kind, self.term, self.generation = store, kind, term, generation
 
-    def _call(self, op: str, namespace: str, name: str, *, text: str = "", sha: str = "",
-              object_rv: str = "", resume_rv: str = "", keys: list[str] = (),
-              outbox: str = OUTBOX, check: bool = True) -> tuple[int, str | None]:
+    def _script_args(self, op: str, namespace: str, name: str, *, text: str = "",
+                     sha: str = "", object_rv: str = "", resume_rv: str = "",
+                     keys: list[str] = (), outbox: str = OUTBOX, check: bool = True,
+                     old: dict | None = None, new: dict | None = None) -> dict:
         kind = self.kind
-        status, gen, old = self.store._write(
-            keys=[f"ckm:obj:{kind}", f"ckm:hash:{kind}", f"ckm:tomb:{kind}",
-                  f"ckm:idx:{kind}:{namespace}", f"ckm:orv:{kind}", f"ckm:rv:{kind}",
-                  f"ckm:gen:{kind}", TERM, COMPLETE, outbox],
-            args=[op, _field(namespace, name), name, text, sha, object_rv or "",
-                  resume_rv or "", (self.generation or "") if check else "",
-                  "" if self.term is None else self.term, *keys])
+        before = {index_key(kind, i) for i in index_names(kind, old)}
+        after = {index_key(kind, i) for i in index_names(kind, new)}
+        leave, join = sorted(before - after), sorted(after)
+        return {"keys": [f"ckm:obj:{kind}", f"ckm:hash:{kind}", f"ckm:tomb:{kind}",
+                         f"ckm:idx:{kind}:{namespace}", f"ckm:orv:{kind}", f"ckm:rv:{kind}",
+                         f"ckm:gen:{kind}", TERM, COMPLETE, outbox],
+                "args": [op, _field(namespace, name), name, text, sha, object_rv or "",
+                         resume_rv or "", (self.generation or "") if check else "",
+                         "" if self.term is None else self.term, len(leave), len(join),
+                         *leave, *join, *keys]}
+
+    def _call(self, op: str, namespace: str, name: str, **options) -> tuple[int, str | None]:
+        kind = self.kind
+        status, gen, old = self.store._write(**self._script_args(op, namespace, name,
+                                                                 **options))
         status = int(status)
         if status == FENCED:
             raise Fenced(f"{kind}: a newer leader (term > {self.term}) writes the store")
@@ -185,19 +209,26 @@ class Writer:
 
     def put(self, namespace: str, name: str, projection: dict[str, Any], *,
             object_rv: str = "", resume_rv: str = "", keys: list[str] = (),
-            check: bool = True) -> int:
+            check: bool = True, old: Any = UNREAD) -> int:
         """Store a projection and queue `keys` in the outbox if it changed; CHANGED,
-        UNCHANGED or STALE (an older event than the one stored: ignored)."""
+        UNCHANGED or STALE (an older event than the one stored: ignored). `old`: the stored
+        projection, if the caller read it already (its index sets are left)."""
+        if old is UNREAD:
+            old = self.store.get(self.kind, namespace, name)
         text = canonical(projection)
         return self._call("put", namespace, name, text=text,
                           sha=hashlib.sha1(text.encode()).hexdigest(), object_rv=object_rv,
-                          resume_rv=resume_rv, keys=keys, check=check)[0]
+                          resume_rv=resume_rv, keys=keys, check=check, old=old,
+                          new=projection)[0]
 
     def delete(self, namespace: str, name: str, *, object_rv: str = "", resume_rv: str = "",
-               keys: list[str] = (), check: bool = True) -> int:
+               keys: list[str] = (), check: bool = True,
+               old: Any = UNREAD) -> int:
         """Remove the object, keeping a tombstone; keys go to the urgent outbox."""
+        if old is UNREAD:
+            old = self.store.get(self.kind, namespace, name)
         return self._call("del", namespace, name, object_rv=object_rv, resume_rv=resume_rv,
-                          keys=keys, outbox=URGENT_OUTBOX, check=check)[0]
+                          keys=keys, outbox=URGENT_OUTBOX, check=check, old=old)[0]
 
     def advance(self, resume_rv: str) -> None:
         """Save the resume point (a bookmark, or an event that changed nothing)."""
@@ -222,6 +253,17 @@ class DesiredStore:
     def put(self, kind: str, namespace: str, name: str, projection: dict[str, Any]) -> bool:
         """Store a projection outside any watch (tests, tools); False when it is unchanged."""
         return self.writer(kind).put(namespace, name, projection, check=False) == CHANGED
+
+    def put_many(self, items: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Store (kind, namespace, name, projection) outside any watch in one pipeline
+        (benchmarks and tools filling a store)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for kind, namespace, name, projection in items:
+            text = canonical(projection)  # a fresh store: no index sets to leave
+            self._write(**self.writer(kind)._script_args(
+                "put", namespace, name, text=text, check=False, new=projection,
+                sha=hashlib.sha1(text.encode()).hexdigest()), client=pipe)
+        pipe.execute()
 
     def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Remove an object outside any watch, keeping a tombstone; returns what it had."""
@@ -262,6 +304,35 @@ class DesiredStore:
         for field, raw in self.redis.hscan_iter(f"ckm:obj:{kind}", count=1000):
             namespace, _, name = _text(field).partition("/")
             yield namespace, name, json.loads(raw)
+
+    def indexed(self, kind: str, index: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(namespace, name, projection) of the objects in one index set (tasks.indexes)."""
+        fields = sorted(_text(f) for f in self.redis.smembers(index_key(kind, index)))
+        if not fields:
+            return []
+        raws = self.redis.hmget(f"ckm:obj:{kind}", fields)
+        return [(*f.partition("/")[::2], json.loads(raw))
+                for f, raw in zip(fields, raws, strict=True) if raw]
+
+    def ensure_indexes(self) -> bool:
+        """Rebuild the index sets if this store's were built by another version of
+        `tasks.indexes` (or never): returns whether it rebuilt. Run by the watcher before it
+        writes, so no write races the rebuild."""
+        if _text(self.redis.get(INDEXES) or "") == INDEX_VERSION:
+            return False
+        for kind in INDEXED_KINDS:
+            stale = list(self.redis.scan_iter(match=index_key(kind, "*"), count=1000))
+            for start in range(0, len(stale), 500):
+                self.redis.delete(*stale[start:start + 500])
+            pipe = self.redis.pipeline(transaction=False)
+            for field, raw in self.redis.hscan_iter(f"ckm:obj:{kind}", count=1000):
+                for name in index_names(kind, json.loads(raw)):
+                    pipe.sadd(index_key(kind, name), _text(field))
+                if len(pipe) >= 1000:
+                    pipe.execute()
+            pipe.execute()
+        self.redis.set(INDEXES, INDEX_VERSION)
+        return True
 
     def in_namespace(self, kind: str, namespace: str) -> list[tuple[str, dict[str, Any]]]:
         names = self.names(kind, namespace)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from config.settings import Settings
 from tasks.fanout import affected_keys
+from tasks.indexes import index_names
 from tasks.outcomes import BadInput
 from tasks.policy import groups, parse_policy, peer_numbers, pod_groups
 
@@ -99,6 +100,10 @@ class Store:
     def get(self, kind, namespace, name):
         return self.objects.get(kind, {}).get((namespace, name))
 
+    def indexed(self, kind, index):
+        return [(ns, name, p) for ns, name, p in self.items(kind)
+                if index in index_names(kind, p)]
+
     def in_namespace(self, kind, namespace):
         return [(name, p) for (ns, name), p in sorted(self.objects.get(kind, {}).items())
                 if ns == namespace]
@@ -169,9 +174,11 @@ def projection_of(store: Store, kind, ns, name):
                              "annotations": {"opencontrail.org/isolation": "true"}}))
 def test_every_key_whose_groups_change_is_enqueued(state, change):
     kind, ns, name, _ = change
-    if kind == "Pod" and ns not in state["namespaces"]:
-        state = {**state, "namespaces": {**state["namespaces"],
-                                         ns: {"labels": {}, "annotations": {}}}}
+    # A pod's namespace exists before it (the API server refuses a pod in a namespace that
+    # does not exist); the order the watcher sees them in has its own test below.
+    homes = {pod_ns for pod_ns, _ in state["pods"]} | ({ns} if kind == "Pod" else set())
+    state = {**state, "namespaces": {
+        **{n: {"labels": {}, "annotations": {}} for n in homes}, **state["namespaces"]}}
     before, after = Store(state), Store(apply_change(state, change))
     old, new = (projection_of(s, kind, ns, name) for s in (before, after))
     if old == new:
@@ -191,3 +198,15 @@ def test_every_key_whose_groups_change_is_enqueued(state, change):
         elif key not in keys and key in now:  # a deleted policy's groups go with its key
             missed.append(key)
     assert not missed, (missed, sorted(keys))
+
+
+def test_pods_seen_before_their_namespace_get_their_groups_when_it_arrives():
+    """The watcher lists kinds in parallel, so pods can be stored before their Namespace: a
+    policy change then does not reach them (the fan-out reads the namespaces a policy can
+    select from the stored ones), and the Namespace's arrival does."""
+    state = {"namespaces": {"n1": PLAIN}, "pods": {
+        ("n2", "p1"): {"labels": {}, "node": "node-1", "named": [("http", "TCP", 80)]}},
+        "policies": {("n1", "np1"): _spec({}, [], [{"ports": [{"port": "http"}]}])}}
+    store = Store(state)
+    keys = affected_keys("Namespace", "", "n2", None, {"uid": "n2", **PLAIN}, store)
+    assert "sgs/n2/p1" in keys
