@@ -161,3 +161,83 @@ def bench_fanout(
     for r in rows:
         table.add_row(r["change"], str(r["ms"]), str(r["keys"]), str(r["redis_commands"]))
     out.print(table)
+
+
+def _pod_event(kind: str, i: int, rv: int, *, node: str = "", phase: str = "Pending",
+               ip: str = "") -> dict:
+    """A watch event of a pod as the API server sends it (the fields the watcher reads)."""
+    return {"type": kind, "object": {
+        "metadata": {"name": f"p{i:06d}", "namespace": f"ns{i % 20:02d}",
+                     "uid": f"00000000-0000-4000-8000-{i:012d}", "resourceVersion": str(rv),
+                     "labels": {"app": f"a{i % 500}"}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "ports": [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+        "status": {"phase": phase, "podIP": ip}}}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@bench_app.command("watcher")
+def bench_watcher(
+    pods: Annotated[int, typer.Option(help="Pods created (3 events each: added, "
+                                           "scheduled, running)")] = 5_000,
+    policies: Annotated[int, typer.Option(help="NetworkPolicies in the store (1 in 10 "
+                                               "with a named port)")] = 1_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Watch events per second through the watcher's own path: projection, store write,
+    fan-out and enqueue (Celery messages published to a private Redis; no workers)."""
+    import os
+
+    from ckm.processes import Processes
+    from config.settings import Settings
+    from watcher.reflector import Reflector
+    from workers import context as contexts
+    from workers.app import configure
+    from workers.dispatch import enqueue
+
+    with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
+        broker = procs.redis()
+        context = contexts.Context(Settings(broker_url=broker, contrail_urls=["http://x"]))
+        contexts.install(context)
+        celery_app = configure(context.settings)
+        _fill(context.store, pods=0, services=0, policies=policies, namespaces=20, nodes=10)
+        reflector = Reflector("Pod", None, context.store,
+                              lambda keys, urgent: enqueue(celery_app, context.queue, keys,
+                                                           urgent=urgent))
+        reflector.writer.listed("1")
+        events = []
+        rv = 1
+        for i in range(pods):
+            ip = f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"
+            for kind, extra in (("ADDED", {}), ("MODIFIED", {"node": f"node{i % 10}"}),
+                                ("MODIFIED", {"node": f"node{i % 10}", "phase": "Running",
+                                              "ip": ip})):
+                rv += 1
+                events.append(_pod_event(kind, i, rv, **extra))
+        rss_before = _rss_mb(os.getpid())
+        started = time.perf_counter()
+        cpu = time.process_time()
+        for event in events:
+            reflector.handle(event)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        report = {"events": len(events), "pods": pods, "policies": policies,
+                  "seconds": round(elapsed, 2),
+                  "events_per_second": round(len(events) / elapsed),
+                  "cpu_ms_per_event": round(cpu * 1000 / len(events), 3),
+                  "keys_queued": context.queue.depths().queued,
+                  "rss_mb": round(_rss_mb(os.getpid()), 1),
+                  "rss_growth_mb": round(_rss_mb(os.getpid()) - rss_before, 1)}
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table("", "", title="ckm bench watcher", show_header=False)
+    for k, v in report.items():
+        table.add_row(k, str(v))
+    out.print(table)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from config.settings import Settings
+from contrail.errors import ContrailError
 from contrail.transport import Gate, KeystoneAuth, Transport
 
 # The official client switches to POST /list-bulk-collection above this many ids.
@@ -106,7 +107,7 @@ class ContrailClient:
         """Every object of a type, a page at a time (`page_limit`, `page_marker`: the server
         answers the marker to ask for the next page). A server that does not paginate answers
         no marker, and its one answer is the one page."""
-        marker = None
+        marker, seen = None, set()
         while True:
             query: dict[str, Any] = {"detail": "False", "count": "False", "shared": "False",
                                      "page_limit": str(page_limit)}
@@ -116,7 +117,13 @@ class ContrailClient:
                 query["page_marker"] = marker
             answer = self._call("GET", f"/{type_}s", type_, params=query).json()
             items = answer[f"{type_}s"]
+            if items and items[0].get("uuid") in seen:
+                # a server (or proxy) that takes page_limit but not page_marker answers the
+                # first page again: the list cannot be read to its end this way
+                raise ContrailError(f"GET /{type_}s: the server answered a page again "
+                                    "(page_marker not honoured)")
             if items:
+                seen.add(items[0].get("uuid"))  # a page's first item: memory per page
                 yield items
             marker = answer.get("marker")
             if not items or not marker:

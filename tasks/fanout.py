@@ -20,8 +20,7 @@ reaches the group it left and the one it joined:
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
+import threading
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -45,6 +44,8 @@ class Lookup(Protocol):
     def items(self, kind: str) -> Iterator[tuple[str, str, dict]]: ...
 
     def indexed(self, kind: str, index: str) -> list[tuple[str, str, dict]]: ...
+
+    def versions(self, kind: str, index: str) -> list[tuple[str, str, str]]: ...
 
 
 def _pod_keys(namespace: str, name: str, pod: dict | None, app_label: str) -> list[str]:
@@ -183,21 +184,41 @@ def _named_port_namespace(namespace: str, old: dict | None, new: dict | None,
 
 
 def _named_port_parsed(lookup: Lookup):
-    """(namespace, name, parsed) of the stored policies with named ports that compile."""
-    for ns, name, projection in lookup.indexed("NetworkPolicy", NAMED_PORTS):
-        if named_ports(projection):
-            parsed = _parsed(ns, name, json.dumps(projection, sort_keys=True))
-            if parsed is not None:
-                yield ns, name, parsed
+    """(namespace, name, parsed) of the stored policies with named ports that compile. Each
+    version is read and parsed once: every pod event of the watcher asks again, and reads
+    only the versions' fingerprints."""
+    for ns, name, version in lookup.versions("NetworkPolicy", NAMED_PORTS):
+        parsed = _PARSED.get((ns, name, version), _MISSING)
+        if parsed is _MISSING:
+            projection = lookup.get("NetworkPolicy", ns, name)
+            parsed = None
+            if projection is not None and named_ports(projection):
+                with contextlib.suppress(BadInput):
+                    parsed = parse_policy(ns, name, projection)
+            _PARSED.put((ns, name, version), parsed)
+        if parsed is not None:
+            yield ns, name, parsed
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed(namespace: str, name: str, text: str):
-    """Parsed once per version: every pod event of the watcher asks again."""
-    try:
-        return parse_policy(namespace, name, json.loads(text))
-    except BadInput:
-        return None
+class _Cache:
+    """A bounded, thread-safe map (the watcher's reflectors share it)."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, {}, threading.Lock()
+
+    def get(self, key, default=None):
+        with self.lock:
+            return self.items.get(key, default)
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            if len(self.items) >= self.size:
+                self.items.clear()  # versions of the past: the live ones come back at once
+            self.items[key] = value
+
+
+_MISSING = object()
+_PARSED = _Cache(4096)
 
 
 def policy_pods(namespace: str, name: str, old: dict | None, new: dict | None,

@@ -314,6 +314,16 @@ class DesiredStore:
         return [(*f.partition("/")[::2], json.loads(raw))
                 for f, raw in zip(fields, raws, strict=True) if raw]
 
+    def versions(self, kind: str, index: str) -> list[tuple[str, str, str]]:
+        """(namespace, name, fingerprint) of the objects in one index set: a reader that
+        caches what it derives from each version reads only these."""
+        fields = sorted(_text(f) for f in self.redis.smembers(index_key(kind, index)))
+        if not fields:
+            return []
+        shas = self.redis.hmget(f"ckm:hash:{kind}", fields)
+        return [(*f.partition("/")[::2], _text(sha))
+                for f, sha in zip(fields, shas, strict=True) if sha]
+
     def ensure_indexes(self) -> bool:
         """Rebuild the index sets if this store's were built by another version of
         `tasks.indexes` (or never): returns whether it rebuilt. Run by the watcher before it

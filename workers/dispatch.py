@@ -38,8 +38,9 @@ def send(app: Celery, keys: Iterable[str], lane: int = NORMAL) -> None:
     `queued` flag tells the task the key went through the queue (see `workers.app`)."""
     for key in keys:
         sync = sync_for(key)
-        queue = (URGENT_QUEUE if lane == URGENT or sync.kind in URGENT_KINDS
-                 else RESYNC_QUEUE if lane == RESYNC else sync.queue)
+        # resync work stays on its lane whatever its kind: live work must never wait behind it
+        queue = (RESYNC_QUEUE if lane == RESYNC else
+                 URGENT_QUEUE if lane == URGENT or sync.kind in URGENT_KINDS else sync.queue)
         app.send_task(sync.task, args=[key], kwargs={"queued": True}, queue=queue)
 
 

@@ -150,6 +150,11 @@ def collect_garbage(client: ContrailClient, store: DesiredStore, cluster: str, *
                     hand_over(key, (type_, item["uuid"]))
                 if verdict != "delete":
                     continue
+                # the page was judged on one read of the store; the owner may have come back
+                # since (a namespace created again): judge a delete on the store of now
+                if gc_verdict(store, notes, live_peers=live_peers,
+                              app_label=app_label)[0] != "delete":
+                    continue
                 if not store_intact():
                     log.warning("GC stopped: Redis lost the store during the pass")
                     return deleted

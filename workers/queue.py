@@ -192,6 +192,21 @@ return send
 """
 
 
+_HEAL = """
+-- ARGV: how many members to check. Drops members of the resync lane's set that are not queued
+-- on that lane (left by an older version's scripts, a partial restore, a hand edit), so the
+-- lane never reads full for ever; returns how many were dropped.
+local n = 0
+for _, key in ipairs(redis.call('SRANDMEMBER', KEYS[12], ARGV[1])) do
+  if redis.call('HGET', KEYS[7], key) ~= '2' then
+    redis.call('SREM', KEYS[12], key)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 @dataclass(frozen=True)
 class Depths:
     queued: int
@@ -223,6 +238,7 @@ class KeyQueue:
         self._enqueue, self._begin, self._renew, self._finish, self._due, self._requeue = (
             register(_ENQUEUE), register(_BEGIN), register(_RENEW), register(_FINISH),
             register(_DUE), register(_REQUEUE))
+        self._heal = register(_HEAL)
 
     def enqueue(self, keys: list[str], lane: int = NORMAL) -> list[str]:
         """Mark keys as needing work; returns those that need a Celery message now."""
@@ -281,6 +297,10 @@ class KeyQueue:
     def resync_lane(self) -> int:
         """Keys queued on the resync lane, not yet taken by a worker."""
         return int(self.redis.scard(RESYNCING))
+
+    def heal_resync_lane(self, sample: int = 1000) -> int:
+        """Drop counted keys that are not queued on the resync lane; returns how many."""
+        return int(self._heal(keys=KEYS, args=[sample]))
 
     def delayed(self) -> dict[str, float]:
         """Key -> seconds until its retry."""

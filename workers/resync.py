@@ -46,34 +46,31 @@ return 0
 
 
 def resync(context: Context, app: Celery, *, kinds: list[str] | None = None) -> dict[str, int]:
-    """Start a pass over every key of the given kinds (all, and GC, when None); returns what
-    it started with, or {} when a pass is already running (or starting elsewhere)."""
+    """Start a pass over every key of the given kinds (all, with the cluster key and GC, when
+    None); returns what it started with, or {} when a pass is already running (or starting
+    elsewhere)."""
     token = uuid.uuid4().hex
     if not context.redis.set(LOCK, token, nx=True, ex=600):
         log.info("a resync is already starting")
         return {}
     try:
-        running = progress(context)
-        if running is not None:
+        full = not kinds
+        kinds = list(kinds or KINDS)
+        pipe = context.redis.pipeline(transaction=False)
+        for kind in kinds:
+            pipe.hlen(f"ckm:obj:{kind}")
+        objects = sum(pipe.execute())
+        # the new epoch (every key's next run verifies its objects against Contrail again) and
+        # the pass that verifies it, in one step: a pass always knows its epoch
+        started = context.redis.register_script(_START)(
+            keys=[PASS, EPOCH, VERIFIED],
+            args=[int(full), ",".join(kinds), objects, repr(time.time()),
+                  "cluster" if full else "objects"])
+        if not started:
+            running = progress(context) or {}
             log.info("a resync pass is still running (%s keys sent); not starting another",
                      running.get("sent", 0))
             return {}
-        full = not kinds
-        kinds = list(kinds or KINDS)
-        objects = sum(context.redis.pipeline(transaction=False).hlen(
-            f"ckm:obj:{k}").execute()[0] for k in kinds)
-        pipe = context.redis.pipeline()  # MULTI: the new epoch and its pass start together
-        if full:
-            # a new epoch: every key's next run verifies its objects against Contrail again
-            pipe.incr(EPOCH).delete(VERIFIED)
-        pipe.delete(PASS).hset(PASS, mapping={
-            "kinds": ",".join(kinds), "at": 0, "stage": "objects", "cursor": 0,
-            "full": int(full), "objects": objects, "scanned": 0, "sent": 0, "skipped": 0,
-            "started": time.time()})
-        replies = pipe.execute()
-        if full:
-            context.redis.hset(PASS, "epoch", replies[0])
-            enqueue(app, context.queue, [CLUSTER_KEY], resync=True)
         counts: Counter = Counter({"objects": objects})
         if full:
             handed: list[str] = []
@@ -108,44 +105,57 @@ def advance(context: Context, send, *, page: int | None = None, lane_low: int | 
     page = page or context.settings.resync_page
     lane_low = lane_low or context.settings.resync_lane
     state = progress(context)
-    if state is None or context.queue.resync_lane() >= lane_low:
+    if state is None:
+        return 0
+    queue = context.queue
+    if queue.resync_lane() >= lane_low and (
+            not queue.heal_resync_lane() or queue.resync_lane() >= lane_low):
         return 0
     r = context.redis
     kinds = state["kinds"].split(",")
-    at, stage, cursor = int(state["at"]), state["stage"], int(state["cursor"])
+    read = (state["at"], state["stage"], state["cursor"])  # compared when saving
+    at, stage, cursor = int(read[0]), read[1], int(read[2])
+    server = _text(r.info("server")["run_id"])
+    if cursor and state.get("server") != server:
+        # An HSCAN cursor is a position in one Redis process's hash table: after a restart or
+        # a failover it points elsewhere, so the kind is read again from its start (keys
+        # handed out twice are absorbed or skipped as verified).
+        log.info("resync pass: Redis is another process now; reading %s again", kinds[at])
+        cursor, stage = 0, "objects"
     epoch = state.get("epoch")
     app_label = context.settings.app_label
     total = 0
     while at < len(kinds) and total < page and steps > 0:
         steps -= 1
         kind, scanned = kinds[at], 0
-        if stage == "objects":
-            cursor, entries = r.hscan(f"ckm:obj:{kind}", cursor, count=page)
-            found = [(*_text(f).partition("/")[::2], v) for f, v in entries.items()]
-            keys = [k for ns, name, raw in found
-                    for k in own_keys(kind, ns, name, json.loads(raw), app_label=app_label)]
-            scanned = len(found)
-            if int(cursor) == 0:
-                stage = "tombstones"
-        else:  # objects deleted whose cleanup has not succeeded yet
-            keys = [k for ns, name in context.store.tombstones(kind)
-                    for k in own_keys(kind, ns, name, context.store.tombstone(kind, ns, name),
-                                      app_label=app_label)]
-            at, stage, cursor = at + 1, "objects", 0
+        if stage == "cluster":  # a full pass verifies the bootstrap objects first
+            keys, stage = [CLUSTER_KEY], "objects"
+        else:  # objects, then those deleted whose cleanup has not succeeded yet
+            hash_ = f"ckm:{'obj' if stage == 'objects' else 'tomb'}:{kind}"
+            cursor, entries = r.hscan(hash_, cursor, count=page)
+            cursor = int(cursor)
+            keys = [k for field, raw in entries.items()
+                    for k in own_keys(kind, *_text(field).partition("/")[::2],
+                                      json.loads(raw), app_label=app_label)]
+            scanned = len(entries) if stage == "objects" else 0
+            if cursor == 0:
+                at, stage = (at, "tombstones") if stage == "objects" else (at + 1, "objects")
         keys = list(dict.fromkeys(keys))  # policies share peer keys
         wanted = len(keys)
         if epoch and keys:
             verified = r.hmget(VERIFIED, keys)
             keys = [k for k, v in zip(keys, verified, strict=True) if _text(v) != epoch]
         if keys:
-            send(context.queue.enqueue(keys, RESYNC), RESYNC)
+            send(queue.enqueue(keys, RESYNC), RESYNC)
         total += len(keys)
         # saved after the hand-out: dying in between hands the page out again, harmlessly
-        if not _save(r, [PASS], [state["started"], at, stage, cursor, scanned, len(keys),
-                             wanted - len(keys)]):
-            return total  # the pass ended (or was replaced) meanwhile
-    if at >= len(kinds) and _finish(r, [PASS, LAST, DONE], [state["started"],
-                                                           int(time.time())]):
+        if not r.register_script(_SAVE)(keys=[PASS], args=[
+                state["started"], *read, at, stage, cursor, server, scanned, len(keys),
+                wanted - len(keys)]):
+            return total  # another sweeper moved the pass on meanwhile, or it ended
+        read = (str(at), stage, str(cursor))
+    if at >= len(kinds) and r.register_script(_FINISH)(
+            keys=[PASS, LAST, DONE], args=[state["started"], int(time.time())]):
         log.info("resync pass finished: %s", progress_text(progress(context, DONE)))
     return total
 
@@ -158,14 +168,30 @@ def progress_text(state: dict[str, str]) -> str:
             f"{state.get('sent', 0)} keys sent, {state.get('skipped', 0)} already verified")
 
 
-# Both touch only the pass they read (`started` identifies it), so a slow sweeper cannot
-# write a cursor into a pass that ended, or into the next one.
+_START = """
+-- KEYS: pass, epoch, verified. ARGV: full (1|0), kinds, objects, started, first stage.
+-- Returns 0 when a pass is running already.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local epoch = ''
+if ARGV[1] == '1' then
+  epoch = redis.call('INCR', KEYS[2])
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HSET', KEYS[1], 'kinds', ARGV[2], 'at', 0, 'stage', ARGV[5], 'cursor', 0,
+           'full', ARGV[1], 'objects', ARGV[3], 'scanned', 0, 'sent', 0, 'skipped', 0,
+           'started', ARGV[4], 'epoch', epoch, 'server', '')
+return 1
+"""
+# Both touch only the pass and the position they read, so a slow sweeper can neither write a
+# cursor into a pass that ended (or the next one) nor take the pass back to where it was.
 _SAVE = """
-if redis.call('HGET', KEYS[1], 'started') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'at', ARGV[2], 'stage', ARGV[3], 'cursor', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'scanned', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'sent', ARGV[6])
-redis.call('HINCRBY', KEYS[1], 'skipped', ARGV[7])
+if redis.call('HGET', KEYS[1], 'started') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'at') ~= ARGV[2]
+   or redis.call('HGET', KEYS[1], 'stage') ~= ARGV[3]
+   or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'at', ARGV[5], 'stage', ARGV[6], 'cursor', ARGV[7], 'server', ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'scanned', ARGV[9])
+redis.call('HINCRBY', KEYS[1], 'sent', ARGV[10])
+redis.call('HINCRBY', KEYS[1], 'skipped', ARGV[11])
 return 1
 """
 _FINISH = """
@@ -175,14 +201,6 @@ redis.call('HSET', KEYS[3], 'finished', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
-
-
-def _save(r, keys, args) -> bool:
-    return bool(r.register_script(_SAVE)(keys=keys, args=args))  # EVALSHA
-
-
-def _finish(r, keys, args) -> bool:
-    return bool(r.register_script(_FINISH)(keys=keys, args=args))
 
 
 def _text(value) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -99,6 +100,10 @@ class Store:
 
     def get(self, kind, namespace, name):
         return self.objects.get(kind, {}).get((namespace, name))
+
+    def versions(self, kind, index):
+        return [(ns, name, json.dumps(p, sort_keys=True))
+                for ns, name, p in self.indexed(kind, index)]
 
     def indexed(self, kind, index):
         return [(ns, name, p) for ns, name, p in self.items(kind)

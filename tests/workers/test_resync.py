@@ -78,7 +78,7 @@ def test_a_full_pass_skips_keys_that_verified_since_it_began(celery_stack):
     while progress(context) is not None:
         advance(context, lambda ks, lane: sent.extend(ks))
         take_all(context, sent)
-    assert sorted(sent) == sorted(keys[1:])           # keys[0] verified already
+    assert sorted(sent) == sorted([CLUSTER_KEY, *keys[1:]])   # keys[0] verified already
     assert progress(context, DONE)["skipped"] == "1"
 
 
@@ -103,3 +103,111 @@ def test_a_pass_outlives_the_worker_handing_it_out(celery_stack):
     projects = {p["fq_name"][-1] for p in context.contrail.list("project")}
     assert {f"k8s-{k.split('/')[1]}" for k in keys} <= projects
     assert context.queue.resync_lane() == 0
+
+
+# --- review findings ----------------------------------------------------------------------
+
+def test_a_counted_key_no_longer_queued_does_not_stall_the_pass(context):
+    """Review finding: keys counted on the resync lane but taken by a worker whose script did
+    not uncount them (an older version during a rolling upgrade, a partial restore) made the
+    lane read full for ever: the pass never ended, and no later pass (nor GC) started."""
+    keys = add_namespaces(context, 1000)
+    assert resync(context, None, kinds=["Namespace"]) == {"objects": 1000}
+    sent: list[str] = []
+    advance(context, lambda ks, lane: sent.extend(ks), page=10, lane_low=10)
+    context.redis.sadd(RESYNCING, *[f"namespace/ghost-{i}" for i in range(10)])  # leftovers
+    take_all(context, sorted(context.redis.smembers(RESYNCING)))
+    for _ in range(300):
+        if progress(context) is None:
+            break
+        advance(context, lambda ks, lane: sent.extend(ks), page=10, lane_low=10)
+        take_all(context, sorted(context.redis.smembers(RESYNCING)))
+    assert progress(context) is None and set(sent) == set(keys)
+
+
+def test_a_slow_sweeper_cannot_take_the_pass_back(context):
+    """Review finding: two sweepers can both lead for a moment; the slower one saved the
+    position it started from over the one the faster had reached."""
+    for kind in ("Namespace", "Ingress", "Service"):
+        for i in range(3):
+            context.store.put(kind, "" if kind == "Namespace" else "default", f"o{i}",
+                              {"uid": f"u-{kind}-{i}", "labels": {}, "annotations": {}})
+    assert resync(context, None, kinds=["Namespace", "Ingress", "Service"])
+    positions = []
+
+    def slow_send(keys, lane):  # the other sweeper runs while this one publishes
+        if not positions:
+            advance(context, lambda *_: None, page=1000, lane_low=1000, steps=4)
+            positions.append(int(progress(context)["at"]))
+
+    advance(context, slow_send, page=1, lane_low=1000, steps=1)
+    positions.append(int(progress(context)["at"]))
+    assert positions[1] >= positions[0] > 0, positions
+
+
+def test_a_full_pass_hands_out_the_cluster_key_even_if_its_starter_died(context):
+    """Review finding: the cluster key was enqueued beside the pass, so a starter that died
+    after the epoch bump left the bootstrap objects unverified in that epoch."""
+    from workers.apply import EPOCH
+    from workers.resync import _START
+
+    add_namespaces(context, 5)
+    context.redis.register_script(_START)(            # what resync() does first, then dies
+        keys=[PASS, "ckm:epoch", "ckm:verified"], args=[1, "Namespace", 5, "1.0", "cluster"])
+    sent: list[str] = []
+    while progress(context) is not None:
+        advance(context, lambda ks, lane: sent.extend(ks))
+        take_all(context, sent)
+    assert sent[0] == CLUSTER_KEY and len(sent) == 6
+    assert progress(context, DONE)["epoch"] == context.redis.get(EPOCH) == "1"
+
+
+def test_a_pass_reads_everything_across_a_redis_restart(tmp_path):
+    """Review finding, with a real Redis restarted from its snapshot: an HSCAN cursor is a
+    position in one server process's table; resumed in the next process it skipped objects."""
+    import subprocess
+
+    import redis as redis_lib
+
+    from config.settings import Settings
+    from tests.fixtures.redis import _free_port
+    from workers.context import Context
+
+    port = _free_port()
+
+    def start():
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir",
+             str(tmp_path), "--save", "", "--appendonly", "no", "--dbfilename", "d.rdb"],
+            stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(port), 10, "redis-server")
+        return proc
+
+    def _pings(p):
+        try:
+            return redis_lib.Redis(port=p).ping()
+        except redis_lib.ConnectionError:
+            return False
+
+    proc = start()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        context = Context(Settings(broker_url=url, contrail_urls=["http://127.0.0.1:9"]))
+        keys = add_namespaces(context, 5000)
+        assert resync(context, None, kinds=["Namespace"])
+        sent: list[str] = []
+        for _ in range(10):                               # half way through
+            advance(context, lambda ks, lane: sent.extend(ks), page=250, lane_low=10**6,
+                    steps=1)
+        assert 0 < int(progress(context)["scanned"]) < 5000
+        context.redis.save()
+        proc.terminate()
+        proc.wait()
+        proc = start()                                    # same data, a new process
+        context = Context(Settings(broker_url=url, contrail_urls=["http://127.0.0.1:9"]))
+        while progress(context) is not None:
+            advance(context, lambda ks, lane: sent.extend(ks), page=250, lane_low=10**6)
+        assert set(sent) == set(keys), len(set(keys) - set(sent))
+    finally:
+        proc.terminate()
+        proc.wait()
