@@ -7,7 +7,6 @@ queue; periodic resyncs to the low-priority resync queue.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from celery import Celery
@@ -16,17 +15,6 @@ from workers.queue import NORMAL, RESYNC, URGENT, KeyQueue
 from workers.syncs import RESYNC_QUEUE, URGENT_QUEUE, sync_for
 
 URGENT_KINDS = frozenset({"cluster", "namespace"})
-
-
-SINCE = "ckm:q:since"  # key -> when the change it waits for was first seen (sync latency)
-
-
-def mark_changed(client, keys: list[str]) -> None:
-    now = str(time.time())
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hsetnx(SINCE, key, now)
-    pipe.execute()
 
 
 def lane_of(*, urgent: bool = False, resync: bool = False) -> int:
@@ -51,10 +39,8 @@ def enqueue(app: Celery, queue: KeyQueue, keys: Iterable[str], *, urgent: bool =
     keys = list(dict.fromkeys(keys))
     for key in keys:
         sync_for(key)  # refuse unknown kinds before anything is queued
-    if keys and not resync:
-        mark_changed(queue.redis, keys)
     lane = lane_of(urgent=urgent, resync=resync)
-    fresh = queue.enqueue(keys, lane)
+    fresh = queue.enqueue(keys, lane, changed=not resync)
     send(app, fresh, lane)
     return len(fresh)
 

@@ -113,9 +113,6 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
     try:
         sync.reconcile(context, Key.parse(key))
         outcome = "done"
-        if _after_success(context, key, sync.kind, clear=not run.fenced(),
-                          epoch=None if run.fenced() else run.epoch):
-            log.info("key %s recovered", key)
     except fencing.LeaseLost as exc:
         outcome, error = "fenced", exc
         retry_in = context.settings.backoff_base
@@ -137,8 +134,24 @@ def run_key(context: Context, key: str, send: Send, *, raise_failures: bool = Fa
                 del renewer.active[key]
         metrics.RECONCILE_SECONDS.labels(sync.kind).observe(time.perf_counter() - started)
         metrics.RECONCILES.labels(sync.kind, outcome).inc()
-        _log_run(context, key, outcome, started)
-    finished = context.queue.finish(key, token, retry_in=retry_in)
+    # The run's ending in one round trip: after a success its latency, its verified epoch and
+    # its failure cleared (unless fenced: its successor decides), then the run log, then the
+    # key released (last, so nothing of this run is written after another run may start).
+    pipe = context.redis.pipeline(transaction=False)
+    success = None
+    if outcome == "done":
+        fenced = run.fenced()
+        success = _after_success(pipe, key, clear=not fenced,
+                                 epoch=None if fenced else run.epoch)
+    _log_run(pipe, key, outcome, started)
+    context.queue.finish_in(pipe, key, token, retry_in=retry_in)
+    replies = pipe.execute(raise_on_error=False)
+    finished = context.queue.finished(replies[-1], key, token, retry_in=retry_in)
+    for reply in replies[:-1]:
+        if isinstance(reply, Exception):
+            raise reply
+    if success is not None and success.read(replies, sync.kind):
+        log.info("key %s recovered", key)
     if finished == 1:
         send([key])
     elif finished == -1:  # another run owns the key now: this run's ending changes nothing
@@ -178,24 +191,35 @@ def report_bad_object(context: Context, kind: str, obj: dict, exc: Exception) ->
     return key
 
 
-def _after_success(context: Context, key: str, kind: str, *, clear: bool,
-                   epoch: int | None = None) -> bool:
-    """In one round trip: the latency from the Kubernetes change to now (for the histogram
-    by kind), the resync epoch the run verified its objects in (a resync pass skips the key),
-    and, unless the run was fenced, forget the key's failure; True when a failed sync
-    recovered."""
-    from workers.apply import VERIFIED
-    from workers.dispatch import SINCE
+class _Success:
+    """The replies of a success's commands in the run's ending pipeline."""
 
-    pipe = context.redis.pipeline(transaction=False).hget(SINCE, key).hdel(SINCE, key)
+    def __init__(self, at: int, clear: bool):
+        self.at, self.clear = at, clear
+
+    def read(self, replies: list, kind: str) -> bool:
+        """Observe the latency; True when a failed sync recovered."""
+        if replies[self.at]:
+            metrics.LATENCY.labels(kind).observe(
+                max(0.0, time.time() - float(replies[self.at])))
+        return self.clear and bool(replies[self.at + 3])
+
+
+def _after_success(pipe, key: str, *, clear: bool, epoch: int | None = None) -> _Success:
+    """Queue on the run's ending pipeline: the latency from the Kubernetes change to now (for
+    the histogram by kind), the resync epoch the run verified its objects in (a resync pass
+    skips the key), and, unless the run was fenced, forget the key's failure."""
+    from workers.apply import VERIFIED
+    from workers.failures import Failures
+    from workers.queue import SINCE
+
+    at = len(pipe)
+    pipe.hget(SINCE, key).hdel(SINCE, key)
     if clear:
-        context.failures.clear_in(pipe, key)
+        Failures.clear_in(pipe, key)
     if epoch is not None:
         pipe.hset(VERIFIED, key, epoch)
-    replies = pipe.execute()
-    if replies[0]:
-        metrics.LATENCY.labels(kind).observe(max(0.0, time.time() - float(replies[0])))
-    return clear and bool(replies[3])
+    return _Success(at, clear)
 
 
 def _tell_kubernetes(context: Context, key: str, exc: Exception | str) -> None:
@@ -216,13 +240,13 @@ def _tell_kubernetes(context: Context, key: str, exc: Exception | str) -> None:
                resource_version=version)
 
 
-def _log_run(context: Context, key: str, outcome: str, started: float) -> None:
+def _log_run(pipe, key: str, outcome: str, started: float) -> None:
     ended = time.time()
     entry = json.dumps({"key": key, "outcome": outcome, "worker": WORKER, "end": ended,
                         "start": ended - (time.perf_counter() - started)})
     # and each key's last run, for `ckm describe` (kept a week after the key last ran)
-    context.redis.pipeline(transaction=False).lpush(RUNS, entry).ltrim(
-        RUNS, 0, RUNS_KEPT - 1).set(LAST_RUN + key, entry, ex=LAST_RUN_SECONDS).execute()
+    pipe.lpush(RUNS, entry).ltrim(RUNS, 0, RUNS_KEPT - 1).set(LAST_RUN + key, entry,
+                                                             ex=LAST_RUN_SECONDS)
 
 
 def _safe_seconds(context: Context) -> float:

@@ -41,8 +41,9 @@ QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING, LANES, RESENDS = (
 # The queued keys whose message went to the resync lane: how full that lane is, so a resync
 # pass hands out keys only as fast as the workers take them (see workers.resync).
 RESYNCING = PREFIX + "resyncing"
+SINCE = PREFIX + "since"  # key -> when the change it waits for was first seen (sync latency)
 KEYS = [QUEUED, PROCESSING, LEASES, DIRTY, DELAYED, SETTLING, LANES, RESENDS, OUTBOX,
-        URGENT_OUTBOX, COMPLETE, RESYNCING]
+        URGENT_OUTBOX, COMPLETE, RESYNCING, SINCE]
 
 # Lanes, most urgent first: the Celery queue a key's message went to.
 URGENT, NORMAL, RESYNC = 0, 1, 2
@@ -55,11 +56,14 @@ BUSY, RUN, STORE_INCOMPLETE, DUPLICATE = 0, 1, 2, 3
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
 _ENQUEUE = _NOW + """
--- ARGV: lane, resend ms, keys... Returns {key, lane} pairs that need a Celery message now.
+-- ARGV: lane, resend ms, mark (1: a change, timed from now for the sync latency), keys...
+-- Returns the keys that need a Celery message now.
 local lane, resend = tonumber(ARGV[1]), tonumber(ARGV[2])
 local send = {}
-for i = 3, #ARGV do
+local since = string.format('%.3f', now / 1000)
+for i = 4, #ARGV do
   local key = ARGV[i]
+  if ARGV[3] == '1' then redis.call('HSETNX', KEYS[13], key, since) end
   redis.call('ZREM', KEYS[9], key)
   redis.call('ZREM', KEYS[10], key)
   redis.call('ZREM', KEYS[5], key)  -- a change runs now, not after a pending backoff
@@ -240,11 +244,14 @@ class KeyQueue:
             register(_DUE), register(_REQUEUE))
         self._heal = register(_HEAL)
 
-    def enqueue(self, keys: list[str], lane: int = NORMAL) -> list[str]:
-        """Mark keys as needing work; returns those that need a Celery message now."""
+    def enqueue(self, keys: list[str], lane: int = NORMAL, *, changed: bool = False
+                ) -> list[str]:
+        """Mark keys as needing work (`changed`: because of a change, timed from now for the
+        sync latency); returns those that need a Celery message now."""
         if not keys:
             return []
-        return [_text(k) for k in self._enqueue(keys=KEYS, args=[lane, self.resend_ms, *keys])]
+        return [_text(k) for k in self._enqueue(
+            keys=KEYS, args=[lane, self.resend_ms, int(changed), *keys])]
 
     def requeue(self, keys: list[str], lane: int = URGENT) -> list[str]:
         """An operator's retry: every key not running is sent, even if it is queued."""
@@ -266,6 +273,23 @@ class KeyQueue:
         delay = -1 if retry_in is None else int(retry_in * 1000)
         return int(self._finish(keys=KEYS, args=[key, token, delay, self.settle_ms,
                                                  self.resend_ms]))
+
+    def finish_in(self, pipe, key: str, token: str, *, retry_in: float | None = None):
+        """`finish` as the last command of a pipeline: a bare EVALSHA (redis-py would ask
+        SCRIPT EXISTS first, a round trip more). Read its reply with `finished`."""
+        delay = -1 if retry_in is None else int(retry_in * 1000)
+        pipe.evalsha(self._finish.sha, len(KEYS), *KEYS, key, token, delay, self.settle_ms,
+                     self.resend_ms)
+        return pipe
+
+    def finished(self, reply, key: str, token: str, *, retry_in: float | None = None) -> int:
+        """The reply of `finish_in`; a server that lost the script (restarted, SCRIPT
+        FLUSH) did not run it: run it now, loading it."""
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            return self.finish(key, token, retry_in=retry_in)
+        if isinstance(reply, Exception):
+            raise reply
+        return int(reply)
 
     def due(self, limit: int = 1000, *, outbox_age_ms: int = 2000,
             rescue_ms: int = 1000) -> Due:

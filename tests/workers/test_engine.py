@@ -327,3 +327,23 @@ def test_a_move_after_redis_lost_the_port_keys_memory_keeps_the_address(context)
     run(context, "namespace/shop")
     assert run(context, "port/shop/web")[0] == "done"
     assert held(context, port) == [(address, "shop-vn")]
+
+
+def test_a_changed_key_is_timed_from_its_enqueue_to_the_end_of_its_run(context):
+    """The sync latency histogram: the enqueue of a change stamps the key (in the enqueue's own
+    script), the run's ending reads and clears the stamp."""
+    from workers import metrics
+    from workers.queue import SINCE
+
+    metrics.LATENCY.labels("cluster")  # the series, at 0 if nothing ran yet
+
+    def observed() -> float:
+        return next(s.value for m in metrics.LATENCY.collect() for s in m.samples
+                    if s.name.endswith("_count") and s.labels == {"kind": "cluster"})
+
+    before = observed()
+    context.queue.enqueue([CLUSTER_KEY], changed=True)
+    assert context.redis.hget(SINCE, CLUSTER_KEY)
+    assert run_key(context, CLUSTER_KEY, lambda *_: None) == "done"
+    assert context.redis.hget(SINCE, CLUSTER_KEY) is None
+    assert observed() > before

@@ -187,3 +187,15 @@ def test_gc_stops_when_redis_loses_the_store_in_the_middle_of_its_pass(context):
                               hand_over=flush_midway)
     assert deleted == []
     assert context.contrail.read("project", live)
+
+
+def test_a_run_ends_well_on_a_redis_that_lost_its_scripts(context):
+    """A run's ending is one pipeline ending in a bare EVALSHA of the queue's finish script;
+    a Redis that lost its scripts (restarted, SCRIPT FLUSH) must still release the key."""
+    from workers.engine import LAST_RUN, RUNS
+
+    context.queue.enqueue(["cluster/bootstrap"])
+    context.redis.script_flush()
+    assert run_key(context, "cluster/bootstrap", lambda *_: None) == "done"
+    assert context.queue.depths().idle                       # released, nothing left
+    assert context.redis.exists(LAST_RUN + "cluster/bootstrap") and context.redis.llen(RUNS)
