@@ -96,7 +96,7 @@ class ContrailGate:
         try:
             yield
         finally:
-            self.redis.pipeline().zrem(SEMAPHORE, token).lpush(WAKE, "1") \
+            self.redis.pipeline(transaction=False).zrem(SEMAPHORE, token).lpush(WAKE, "1") \
                 .ltrim(WAKE, 0, self.max_inflight - 1).execute()
 
     def in_flight(self) -> int:

@@ -31,20 +31,31 @@ MEASURE_EVERY = 1.0  # seconds between measurements of the cluster-wide gauges
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, context: Context, send: Send, *, period: float = 0.05):
+    def __init__(self, context: Context, send: Send, *, period: float = 0.05,
+                 idle_period: float = 0.2, follower_period: float = 0.5):
         super().__init__(daemon=True, name="ckm-sweeper")
         self.context, self.send, self.period = context, send, period
+        # A sweep that found nothing to do waits longer (doubling up to `idle_period`), and a
+        # process that is not the sweeper only checks every `follower_period` whether it must
+        # take over (the lock lasts 2 s): an idle cluster costs Redis a few calls a second.
+        self.idle_period, self.follower_period = idle_period, follower_period
         self.token = uuid.uuid4().hex
         self.stopped = threading.Event()
         self.measured = 0.0
 
     def run(self) -> None:
-        while not self.stopped.wait(self.period):
+        wait = self.period
+        while not self.stopped.wait(wait):
             try:
-                if self._leader():
-                    self.sweep()
+                if not self._leader():
+                    wait = self.follower_period
+                elif self.sweep():
+                    wait = self.period
+                else:
+                    wait = min(self.idle_period, max(wait, self.period) * 2)
             except Exception:  # keep sweeping through Redis hiccups
                 log.exception("sweep failed")
+                wait = self.period
 
     def _leader(self) -> bool:
         r = self.context.redis
@@ -55,7 +66,8 @@ class Sweeper(threading.Thread):
             return True
         return False
 
-    def sweep(self) -> None:
+    def sweep(self) -> bool:
+        """One sweep; True when it found work (the next one comes soon)."""
         queue, failures, settings = (self.context.queue, self.context.failures,
                                      self.context.settings)
         due = queue.due()
@@ -80,9 +92,11 @@ class Sweeper(threading.Thread):
             if keys:
                 log.info("enqueueing %d key(s) a watcher stored but did not enqueue", len(keys))
                 self.send(queue.enqueue(keys, lane), lane)
-        resync.advance(self.context, self.send)
+        handed = resync.advance(self.context, self.send)
         if time.monotonic() - self.measured >= MEASURE_EVERY:
             self.measure()
+        return bool(due.send or due.expired or due.resend or due.outbox or due.urgent_outbox
+                    or handed)
 
     def measure(self) -> None:
         """The cluster-wide gauges this process exports while it sweeps."""
