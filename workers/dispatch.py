@@ -21,15 +21,26 @@ def lane_of(*, urgent: bool = False, resync: bool = False) -> int:
     return URGENT if urgent else RESYNC if resync else NORMAL
 
 
+_QUEUED = {"queued": True}
+_QUEUED_REPR = repr(_QUEUED)
+
+
 def send(app: Celery, keys: Iterable[str], lane: int = NORMAL) -> None:
     """Publish one Celery message per key (the queue decided which keys need one). The
     `queued` flag tells the task the key went through the queue (see `workers.app`)."""
-    for key in keys:
-        sync = sync_for(key)
-        # resync work stays on its lane whatever its kind: live work must never wait behind it
-        queue = (RESYNC_QUEUE if lane == RESYNC else
-                 URGENT_QUEUE if lane == URGENT or sync.kind in URGENT_KINDS else sync.queue)
-        app.send_task(sync.task, args=[key], kwargs={"queued": True}, queue=queue)
+    keys = list(keys)
+    if not keys:
+        return
+    # one producer, its messages pipelined: one Redis round trip for the lot (kombu's batch)
+    with app.producer_or_acquire() as producer, producer.batch():
+        for key in keys:
+            sync = sync_for(key)
+            # resync work stays on its lane whatever its kind: live work never waits behind it
+            queue = (RESYNC_QUEUE if lane == RESYNC else
+                     URGENT_QUEUE if lane == URGENT or sync.kind in URGENT_KINDS else sync.queue)
+            # the argument's repr given, as Celery would make it (its saferepr costs more)
+            app.send_task(sync.task, args=[key], kwargs=_QUEUED, queue=queue,
+                          producer=producer, argsrepr=repr([key]), kwargsrepr=_QUEUED_REPR)
 
 
 def enqueue(app: Celery, queue: KeyQueue, keys: Iterable[str], *, urgent: bool = False,
