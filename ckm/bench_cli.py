@@ -109,10 +109,10 @@ def bench_engine(
             for start in range(0, len(keys), 500):
                 enqueue(celery_app, context.queue, keys[start:start + 500])
 
-        def resync():
-            context.redis.incr("ckm:epoch")  # as `ckm resync` does: verify every object
-            for start in range(0, len(keys), 500):
-                enqueue(celery_app, context.queue, keys[start:start + 500], resync=True)
+        def resync():  # a full pass, as `ckm resync` starts it: every object verified
+            from workers.resync import resync as start_pass
+
+            start_pass(context, celery_app)
 
         measured = {"workers": [c.proc.pid for c in procs.children
                                 if c.name.startswith("worker-")],
