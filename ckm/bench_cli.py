@@ -42,6 +42,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory a process has had (VmHWM, Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def process_groups(procs) -> dict[str, list[int]]:
+    """The system's processes by part (all workers together), for CPU and memory readings."""
+    groups: dict[str, list[int]] = {}
+    for child in procs.children:
+        part = "workers" if child.name.startswith("worker-") else child.name
+        groups.setdefault(part, []).append(child.proc.pid)
+    return groups
+
+
 def _phase(name, context, contrail_url, keys, action, timeout,
            processes: dict[str, list[int]] | None = None) -> dict:
     """Run one phase; with `processes` (label -> pids), also their CPU per object."""
@@ -155,10 +172,13 @@ def bench_cluster(
     pods: Annotated[int, typer.Option(help="Pods to create")] = 200,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 2,
     nodes: Annotated[int, typer.Option(help="Simulated nodes")] = 3,
+    latency_ms: Annotated[float, typer.Option(help="Contrail emulator latency per call")] = 10.0,
+    flower: Annotated[bool, typer.Option(help="Run Flower too (its cost is its own)")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The whole pipeline (kube emulator with nodes -> watcher -> workers -> Contrail
-    emulator): Contrail calls per pod ADD, per service ADD and per endpoint change."""
+    emulator): Contrail calls per pod ADD, per service ADD and per endpoint change, and each
+    process's CPU per object and peak memory."""
     import kubernetes.client
 
     from ckm.processes import Processes, wait_until
@@ -167,8 +187,10 @@ def bench_cluster(
     from workers.context import Context
 
     with tempfile.TemporaryDirectory(prefix="ckm-bench-") as tmp, Processes(Path(tmp)) as procs:
-        info = start(procs, StackOptions(workers=workers, nodes=nodes, flower_port=None,
-                                         beat=False))
+        info = start(procs, StackOptions(workers=workers, nodes=nodes,
+                                         flower_port=0 if flower else None, beat=False,
+                                         contrail_latency_ms=latency_ms))
+        groups = process_groups(procs)
         contrail = info.contrail_url
         context = Context(Settings(broker_url=info.broker_url, contrail_urls=[contrail]))
         conf = kubernetes.client.Configuration()
@@ -187,15 +209,19 @@ def bench_cluster(
 
         def phase(name: str, count: int, action, done) -> None:
             httpx.post(f"{contrail}/_emulator/counters/reset").raise_for_status()
+            used = {part: sum(map(cpu_seconds, pids)) for part, pids in groups.items()}
             started = time.perf_counter()
             action()
             wait_until(done, name, timeout=900)
             _wait_idle(context, 900)
             elapsed = time.perf_counter() - started
             counted = _counts(contrail)
+            cpu = {part: round((sum(map(cpu_seconds, pids)) - used[part]) * 1000 / count, 2)
+                   for part, pids in groups.items()}
             results.append({"phase": name, "objects": count, "seconds": round(elapsed, 2),
                             "contrail_calls": counted["total"],
                             "calls_per_object": round(counted["total"] / count, 2),
+                            "cpu_ms_per_object": cpu,
                             "calls_by_operation": counted["by_operation"]})
 
         def create_pods() -> None:
@@ -224,8 +250,10 @@ def bench_cluster(
             time.sleep(1.0)  # let the event reach the watcher (it changes nothing it stores)
 
         phase("pod update, nothing relevant", 1, unrelated_change, lambda: True)
+        peak = {part: max(map(peak_rss_mb, pids)) for part, pids in groups.items()}
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(json.dumps({"pods": pods, "workers": workers, "latency_ms": latency_ms,
+                               "phases": results, "peak_rss_mb": peak}, indent=2))
         return
     table = Table("phase", "objects", "seconds", "Contrail calls", "calls/object",
                   "by operation", title=f"ckm bench cluster ({pods} pods, {workers} workers)")
@@ -233,6 +261,15 @@ def bench_cluster(
         table.add_row(r["phase"], str(r["objects"]), str(r["seconds"]),
                       str(r["contrail_calls"]), str(r["calls_per_object"]),
                       ", ".join(f"{k} {v}" for k, v in r["calls_by_operation"].items()))
+    out.print(table)
+    added = results[0]["cpu_ms_per_object"]
+    table = Table("process", "CPU per pod ADD (ms)", "peak RSS (MB)",
+                  title=f"CPU and memory by process (Contrail latency {latency_ms} ms)")
+    for part in groups:
+        table.add_row(part, str(added[part]), str(peak[part]))
+    ckm_parts = [p for p in ("watcher", "workers", "redis") if p in added]
+    table.add_row("ckm (watcher + workers + Redis)",
+                  str(round(sum(added[p] for p in ckm_parts), 2)), "")
     out.print(table)
 
 

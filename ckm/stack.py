@@ -89,6 +89,7 @@ class StackOptions:
     beat: bool = True
     keep_cluster: bool = False  # the emulated cluster survives a restart (`ckm up`)
     log_level: str = "WARNING"
+    contrail_latency_ms: float = 0.0  # the Contrail emulator's added latency per call
 
 
 def start(procs: Processes, options: StackOptions,
@@ -114,7 +115,9 @@ def start(procs: Processes, options: StackOptions,
     broker = options.broker or procs.redis()
     ready("redis", broker)
     contrail = options.contrail_url or procs.contrail(
-        options.contrail_port, "--state", str(state / "contrail.db"))
+        options.contrail_port, "--state", str(state / "contrail.db"),
+        *(["--latency-ms", str(options.contrail_latency_ms)] if options.contrail_latency_ms
+          else []))
     ready("contrail", contrail)
     if options.kubeconfig:
         kube_url, kubeconfig = "", options.kubeconfig
