@@ -8,7 +8,6 @@ resync of the same keys, and counts Contrail calls and reconcile runs per key.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from collections import Counter
@@ -19,44 +18,10 @@ import httpx
 import typer
 from rich.table import Table
 
+from ckm.bench_common import bench_app, cpu_seconds, out, peak_rss_mb, process_groups, wait_idle
 from ckm.cli import app
-from ckm.console import console
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private local system.")
 app.add_typer(bench_app, name="bench")
-out = console()
-err = console(stderr=True)  # progress bars: stdout keeps only the results
-
-
-def _wait_idle(context, timeout: float, label: str = "keys left") -> None:
-    from ckm.progress import wait_pending
-    from workers.status import pending
-
-    if wait_pending(lambda: pending(context), timeout, console=err, label=label):
-        raise RuntimeError(f"not idle after {timeout}s: {context.queue.depths()}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The most resident memory a process has had (VmHWM, Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def process_groups(procs) -> dict[str, list[int]]:
-    """The system's processes by part (all workers together), for CPU and memory readings."""
-    groups: dict[str, list[int]] = {}
-    for child in procs.children:
-        part = "workers" if child.name.startswith("worker-") else child.name
-        groups.setdefault(part, []).append(child.proc.pid)
-    return groups
 
 
 def _phase(name, context, contrail_url, keys, action, timeout,
@@ -70,7 +35,7 @@ def _phase(name, context, contrail_url, keys, action, timeout,
     cpu = {label: sum(cpu_seconds(p) for p in pids) for label, pids in processes.items()}
     started = time.perf_counter()
     action()
-    _wait_idle(context, timeout, label=name)
+    wait_idle(context, timeout, label=name)
     elapsed = time.perf_counter() - started
     cpu = {f"{label}_cpu_ms_per_object": round(
         (sum(cpu_seconds(p) for p in processes[label]) - used) * 1000 / len(keys), 2)
@@ -115,7 +80,7 @@ def bench_engine(
         wait_until(lambda: len(celery_app.control.ping(timeout=0.5)) >= workers, "workers",
                    timeout=60)
         enqueue(celery_app, context.queue, [CLUSTER_KEY])
-        _wait_idle(context, 60)
+        wait_idle(context, 60)
         names = [f"bench-{i:05d}" for i in range(namespaces)]
         keys = [f"namespace/{n}" for n in names]
 
@@ -131,9 +96,8 @@ def bench_engine(
 
             start_pass(context, celery_app)
 
-        measured = {"workers": [c.proc.pid for c in procs.children
-                                if c.name.startswith("worker-")],
-                    "redis": [c.proc.pid for c in procs.children if c.name == "redis"]}
+        measured = {part: pids for part, pids in process_groups(procs).items()
+                    if part in ("workers", "redis")}
         results = [_phase("cold", context, contrail, keys, create, 900, measured),
                    _phase("resync", context, contrail, keys, resync, 900, measured)]
         for r in results:
@@ -197,9 +161,9 @@ def bench_cluster(
         conf.host = info.kube_url
         core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(conf))
         wait_until(lambda: context.store.resource_version("Pod") is not None, "watcher")
-        _wait_idle(context, 120)
+        wait_idle(context, 120)
         core.create_namespace({"metadata": {"name": "bench"}})
-        _wait_idle(context, 60)
+        wait_idle(context, 60)
 
         def running() -> int:
             return sum(p.status.phase == "Running"
@@ -213,7 +177,7 @@ def bench_cluster(
             started = time.perf_counter()
             action()
             wait_until(done, name, timeout=900)
-            _wait_idle(context, 900)
+            wait_idle(context, 900)
             elapsed = time.perf_counter() - started
             counted = _counts(contrail)
             cpu = {part: round((sum(map(cpu_seconds, pids)) - used[part]) * 1000 / count, 2)

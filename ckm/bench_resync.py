@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ckm.bench_cli import _wait_idle, bench_app, cpu_seconds, out
+from ckm.bench_common import bench_app, cpu_seconds, out, process_groups, wait_idle
 
 
 def _pod(i: int, node: str) -> dict:
@@ -115,8 +115,8 @@ def bench_resync(
             procs.ckm(f"worker-{i}", "worker", "--name", f"bench{i}@%h", env=env)
         wait_until(lambda: len(celery_app.control.ping(timeout=0.5)) >= workers, "workers",
                    timeout=60)
-        pids = [c.proc.pid for c in procs.children if c.name.startswith("worker-")]
-        redis_pid = [c.proc.pid for c in procs.children if c.name == "redis"]
+        groups = process_groups(procs)
+        pids, redis_pid = groups["workers"], groups["redis"]
         for n in range(nodes):
             context.contrail.create("virtual-router", {
                 "fq_name": ["default-global-system-config", f"node{n}"],
@@ -139,7 +139,7 @@ def bench_resync(
         before, started = cpu(), time.perf_counter()
         for start in range(0, len(keys), 1000):
             enqueue(celery_app, context.queue, keys[start:start + 1000])
-        _wait_idle(context, 3600, label="cold")
+        wait_idle(context, 3600, label="cold")
         report["cold_seconds"] = round(time.perf_counter() - started, 1)
         after = cpu()
         report["cold_worker_cpu_ms_per_pod"] = round((after[0] - before[0]) * 1000 / pods, 2)
@@ -162,7 +162,7 @@ def bench_resync(
         while progress(context) is not None:
             lane_peak = max(lane_peak, context.queue.resync_lane())
             time.sleep(0.05)
-        _wait_idle(context, 3600, label="resync")
+        wait_idle(context, 3600, label="resync")
         report["pass_seconds"] = round(time.perf_counter() - started, 1)
         after = cpu()
         live.stop.set()

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ckm.bench_cli import bench_app, err, out
+from ckm.bench_common import bench_app, err, out
 
 
 def _fill(store, *, pods: int, services: int, policies: int, namespaces: int,
