@@ -1,4 +1,4 @@
-"""HTTP to one or more Contrail API servers: pooling, failover, Keystone, retries, metrics.
+"""HTTP to one or more Contrail API servers: failover, Keystone, retries, metrics.
 
 Every call goes through `Transport.request`. Transient failures (connection errors, timeouts,
 502/503/504) are retried with exponential backoff and jitter, moving to the next API server,
@@ -10,6 +10,7 @@ can enforce a cluster-wide concurrency cap and rate limit.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import os
 import threading
@@ -27,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from contrail.connections import Answer, ConnectionPerThread
 from contrail.errors import TRANSIENT_STATUSES, PermissionDenied, Unavailable, error_for
 
 CALLS = Counter("ckm_contrail_calls_total", "Contrail API calls by outcome",
@@ -74,20 +76,17 @@ class KeystoneAuth:
 
 
 class Transport:
-    """Pooled HTTP to a list of API servers with failover and bounded retries."""
+    """Kept-alive HTTP to a list of API servers with failover and bounded retries."""
 
     def __init__(self, urls: list[str], *, auth: KeystoneAuth | None = None,
                  timeout: float = 30.0, retry_seconds: float = 60.0, ca_file: str | None = None,
-                 gate: Gate | None = None, max_connections: int = 100):
+                 gate: Gate | None = None):
         if not urls:
             raise ValueError("at least one Contrail API URL is needed")
         self.urls = [u.rstrip("/") for u in urls]
         self.auth, self.retry_seconds = auth, retry_seconds
         self.gate = gate or contextlib.nullcontext
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections)
-        self._http = httpx.Client(timeout=timeout, verify=ca_file or True, limits=limits,
-                                  headers={"Content-Type": "application/json"})
+        self._http = ConnectionPerThread(timeout=timeout, ca_file=ca_file)
         # Spread processes over the servers; fail over to the next one on transient errors.
         self._current = itertools.count(os.getpid() % len(self.urls))
         self._index = next(self._current) % len(self.urls)
@@ -104,7 +103,7 @@ class Transport:
             self._index = next(self._current) % len(self.urls)
 
     def request(self, method: str, path: str, *, kind: str, params: dict | None = None,
-                json: Any = None) -> httpx.Response:
+                json: Any = None) -> Answer:
         """Send one API call; return the 2xx response or raise a ContrailError."""
         retrying = Retrying(
             stop=stop_after_delay(self.retry_seconds),
@@ -116,7 +115,7 @@ class Transport:
                 return self._once(method, path, kind, params, json)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _once(self, method, path, kind, params, body, refreshed: bool = False) -> httpx.Response:
+    def _once(self, method, path, kind, params, body, refreshed: bool = False) -> Answer:
         url = self.base_url + path
         headers = {"X-Auth-Token": self.auth.token(refresh=refreshed)} if self.auth else None
         started = time.perf_counter()
@@ -124,7 +123,7 @@ class Transport:
             with self.gate():
                 answer = self._http.request(method, url, params=params, json=body,
                                             headers=headers)
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
             CALLS.labels(method, kind, "error").inc()
             self._fail_over()
             raise Unavailable(f"{type(exc).__name__}: {exc}", method=method, url=url) from exc
