@@ -130,8 +130,10 @@ class WatchStream:
             now = loop.time()
             if now >= deadline:
                 return
-            if now >= next_bookmark:
-                yield self._bookmark()  # the queue is empty here: every event up to rv is out
+            if now >= next_bookmark and queue.empty():
+                # only with nothing queued is every event up to the store's rv out (the
+                # promise a bookmark makes); behind a slow reader it waits for the queue
+                yield self._bookmark()
                 next_bookmark = now + interval
             wait = min(deadline, next_bookmark, now + _POLL) - now
             try:

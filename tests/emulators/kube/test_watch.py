@@ -1,6 +1,7 @@
 """Watches through kubernetes.watch.Watch (and raw HTTP where the wire format matters)."""
 
 import json
+import socket
 import threading
 import time
 
@@ -169,3 +170,41 @@ def test_initial_events_end_bookmark(kube_emulator):
     assert [e["type"] for e in lines[:4]] == ["ADDED"] * 4
     assert lines[4]["type"] == "BOOKMARK"
     assert lines[4]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_a_bookmark_never_passes_events_the_watch_has_not_sent(kube_emulator_factory):
+    """A bookmark promises every event up to its resourceVersion was sent: a client resumes
+    from it and treats older events as replays. One sent while events were still queued
+    behind a slow reader once made ckm's watcher drop 5,395 of 10,000 new pods."""
+    emulator = kube_emulator_factory(bookmark_interval=0.05)
+    core = k8s.CoreV1Api(emulator.api_client())
+    rv = core.list_namespaced_pod("default").metadata.resource_version
+    total = 400
+    # a small receive window, and a reader that pauses: the server's writes block and its
+    # events queue up, as behind a watcher that lags
+    slow = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    url = f"{emulator.url}/api/v1/namespaces/default/pods"
+    params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
+              "timeoutSeconds": "60"}
+    added, bookmark, replays = set(), 0, []
+    with httpx.Client(transport=slow, timeout=90) as client, \
+            client.stream("GET", url, params=params) as response:
+        writer = threading.Thread(target=lambda: [
+            core.create_namespaced_pod("default", pod(f"p{n}")) for n in range(total)])
+        writer.start()
+        lines = response.iter_lines()
+        time.sleep(1.5)  # not reading
+        for line in lines:
+            event = json.loads(line)
+            version = int(event["object"]["metadata"]["resourceVersion"])
+            if event["type"] == "BOOKMARK":
+                bookmark = max(bookmark, version)
+                continue
+            if version <= bookmark:
+                replays.append((event["object"]["metadata"]["name"], version, bookmark))
+            added.add(event["object"]["metadata"]["name"])
+            if len(added) == total:
+                break
+        writer.join()
+    assert replays == []
+    assert len(added) == total
