@@ -177,6 +177,7 @@ def main() -> None:
 # Subcommand modules register themselves on `app`; imported last because they import it.
 from ckm import (  # noqa: E402,F401
     bench_cli,
+    bench_mixed,
     bench_resync,
     bench_scale,
     describe_cli,

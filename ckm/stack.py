@@ -90,6 +90,8 @@ class StackOptions:
     keep_cluster: bool = False  # the emulated cluster survives a restart (`ckm up`)
     log_level: str = "WARNING"
     contrail_latency_ms: float = 0.0  # the Contrail emulator's added latency per call
+    contrail_max_concurrency: int = 0  # the Contrail emulator answers 503 beyond it (0: no cap)
+    worker_threads: int | None = None  # threads per worker process (None: the setting)
 
 
 def start(procs: Processes, options: StackOptions,
@@ -117,7 +119,9 @@ def start(procs: Processes, options: StackOptions,
     contrail = options.contrail_url or procs.contrail(
         options.contrail_port, "--state", str(state / "contrail.db"),
         *(["--latency-ms", str(options.contrail_latency_ms)] if options.contrail_latency_ms
-          else []))
+          else []),
+        *(["--max-concurrency", str(options.contrail_max_concurrency)]
+          if options.contrail_max_concurrency else []))
     ready("contrail", contrail)
     if options.kubeconfig:
         kube_url, kubeconfig = "", options.kubeconfig
@@ -130,6 +134,8 @@ def start(procs: Processes, options: StackOptions,
     ready("kubernetes", kube_url or kubeconfig)
     info = StackInfo(kube_url, contrail, broker, kubeconfig)
     env = {**info.env(), "CKM_LOG_LEVEL": options.log_level, "CKM_STATE_DIR": str(state)}
+    if options.worker_threads:
+        env["CKM_WORKER_CONCURRENCY"] = str(options.worker_threads)
     watcher_port = free_port()
     started = {"watcher": procs.ckm("watcher", "watcher", "--metrics-port", str(watcher_port),
                                     env=env)}

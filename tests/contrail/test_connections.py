@@ -1,4 +1,4 @@
-"""The transport's kept-alive connections: a server that restarts, hangs, or is shared by threads."""
+"""The transport's kept-alive connections: a server that restarts, hangs, or serves threads."""
 
 from __future__ import annotations
 
